@@ -1,0 +1,194 @@
+"""Errors a user can cause, with stable codes in ATC's style.
+
+Code ranges (see docs/errors.md): ``E10xxx`` flags and input files, ``E13xxx`` paths, ``E2xxxx``
+frontends, ``E3xxxx`` optimization/precision/quantization, ``E4xxxx`` backends and runtime,
+``E5xxxx`` the .om file.  Every error names its culprit (flag, file, node, op type) and carries a
+hint that says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+__all__ = ["CATALOGUE", "ErrorInfo", "OpenATCError"]
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """One catalogue entry: a short title and the default possible cause and solution."""
+
+    title: str
+    cause: str
+    solution: str
+
+
+CATALOGUE: dict[str, ErrorInfo] = {
+    "E10001": ErrorInfo(
+        "Invalid_Argument",
+        "A flag was given a value it does not accept.",
+        "Check the flag's allowed values with 'openatc --help'.",
+    ),
+    "E10002": ErrorInfo(
+        "Invalid_Argument_Input_Shape",
+        "--input_shape is not of the form \"name1:d0,d1;name2:d0,d1\".",
+        "Write each input as name:dims, dims as comma-separated integers, inputs separated by ';', "
+        "and quote the whole value.",
+    ),
+    "E10004": ErrorInfo("Empty_Argument", "A flag was given without a value.", "Give the flag a value."),
+    "E10007": ErrorInfo(
+        "Missing_Argument", "A required flag is missing.", "Add the flag; 'openatc --help' lists its values."
+    ),
+    "E10010": ErrorInfo(
+        "Invalid_Log_Level", "--log has an unknown level.", "Use one of debug, info, warning, error, null."
+    ),
+    "E10011": ErrorInfo(
+        "Invalid_Input_Shape_Value",
+        "--input_shape holds a value that is not a positive integer.",
+        "Give every dimension as a positive integer.",
+    ),
+    "E10016": ErrorInfo(
+        "Unknown_Node_Name",
+        "A name given in a flag does not exist in the model.",
+        "Check the name against the model's inputs/outputs (openatc --mode=1 lists them).",
+    ),
+    "E10022": ErrorInfo(
+        "Invalid_Output_Path",
+        "The output path has no file name.",
+        "Give a path with a file name, e.g. --output=out/model.",
+    ),
+    "E10049": ErrorInfo(
+        "Input_Shape_Rank_Mismatch",
+        "--input_shape gives a rank different from the model input's rank.",
+        "Give as many dimensions as the input has.",
+    ),
+    "E10054": ErrorInfo(
+        "Required_Argument_Empty",
+        "A required flag is missing or empty (an unquoted value containing ';' is cut by the shell).",
+        "Give the flag and quote values that contain ';'.",
+    ),
+    "E10055": ErrorInfo(
+        "Not_Supported_Yet",
+        "The flag or mode is recognised but this version of openatc does not implement it.",
+        "Remove the flag, or install a plugin or version that provides it.",
+    ),
+    "E10410": ErrorInfo(
+        "File_Not_Found",
+        "A file named by a flag does not exist or cannot be read.",
+        "Check the path and its permissions.",
+    ),
+    "E13002": ErrorInfo(
+        "Output_Not_Writable",
+        "The output directory does not exist or is not writable.",
+        "Create the directory or choose a writable one.",
+    ),
+    "E20001": ErrorInfo(
+        "Model_Parse_Failed",
+        "The model file cannot be parsed by the frontend chosen with --framework.",
+        "Check that the file is complete and that --framework matches its format.",
+    ),
+    "E20002": ErrorInfo(
+        "Framework_Mismatch",
+        "The model file belongs to another framework than --framework says.",
+        "Give the --framework that matches the file (0 Caffe, 3 TensorFlow, 5 ONNX).",
+    ),
+    "E20003": ErrorInfo(
+        "Unsupported_Operators",
+        "The model uses operators that openatc cannot convert.",
+        "Replace the operators, or install a plugin that supports them.",
+    ),
+    "E20004": ErrorInfo(
+        "Invalid_Model",
+        "The model violates its framework's rules.",
+        "Fix the model with its framework's tools and export it again.",
+    ),
+    "E30001": ErrorInfo(
+        "Optimization_Failed",
+        "A graph optimization pass failed.",
+        "Turn the pass off with --fusion_switch_file, and report the model.",
+    ),
+    "E40001": ErrorInfo(
+        "Unknown_Soc_Version",
+        "No installed backend plugin serves the given --soc_version.",
+        "Use one of the listed targets, or install the vendor's openatc plugin.",
+    ),
+    "E40002": ErrorInfo(
+        "Backend_Compile_Failed",
+        "The backend could not compile the optimized graph.",
+        "Check the operator named in the message; run with --log=debug for details.",
+    ),
+    "E40003": ErrorInfo(
+        "Backend_Load_Failed",
+        "The backend could not load the compiled model.",
+        "Rebuild the .om with this openatc and backend version.",
+    ),
+    "E40010": ErrorInfo(
+        "Invalid_Run_Input",
+        "The inputs given to run do not match the model's inputs.",
+        "Feed every model input by name with the dtype and shape the model states "
+        "(Session.inputs lists them).",
+    ),
+    "E40011": ErrorInfo(
+        "Run_Failed",
+        "The backend failed while executing the model.",
+        "Check the inputs' values; run with --log=debug for details.",
+    ),
+    "E50001": ErrorInfo(
+        "Not_An_Om_File",
+        "The file is not an openatc .om file.",
+        "Give a file written by openatc (mode 0).",
+    ),
+    "E50002": ErrorInfo(
+        "Om_File_Corrupted",
+        "The .om file is truncated or corrupted (checksum mismatch).",
+        "Copy the file again or rebuild it.",
+    ),
+    "E50003": ErrorInfo(
+        "Om_Version_Unsupported",
+        "The .om file was written in a newer format version.",
+        "Upgrade openatc, or rebuild the model with this version.",
+    ),
+    "E50004": ErrorInfo(
+        "Om_Write_Failed",
+        "The .om file could not be written.",
+        "Check free disk space and permissions of the output directory.",
+    ),
+    "E19999": ErrorInfo(
+        "Inner_Error",
+        "An internal error occurred.",
+        "Run with --log=debug and report the traceback.",
+    ),
+}
+
+
+class OpenATCError(Exception):
+    """A failure the user can act on.
+
+    Attributes:
+        code: Stable error code (``E10016``, ...), a key of :data:`CATALOGUE`.
+        message: What is wrong, naming the culprit (flag, file, node, op type).
+        hint: What to do; defaults to the catalogue's solution.
+    """
+
+    def __init__(self, code: str, message: str, hint: str | None = None) -> None:
+        self.code = code
+        self.message = message
+        info = CATALOGUE.get(code, CATALOGUE["E19999"])
+        self.hint = hint if hint is not None else info.solution
+        super().__init__(f"{code}: {message}")
+
+    @property
+    def info(self) -> ErrorInfo:
+        return CATALOGUE.get(self.code, CATALOGUE["E19999"])
+
+    def report(self) -> str:
+        """The console block ATC prints after its failure line."""
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%d-%H:%M:%S", time.localtime(now))
+        micro = int((now % 1) * 1_000_000)
+        return (
+            f"{self.code}: [PID: {os.getpid()}] {stamp}.{micro // 1000:03d}.{micro % 1000:03d} {self.message}\n"
+            f"        Possible Cause: {self.info.cause}\n"
+            f"        Solution: {self.hint}"
+        )

@@ -1,0 +1,227 @@
+"""Record types that plugins contribute through the hooks in :mod:`openatc.hookspecs`.
+
+Every record is a frozen dataclass with a unique ``name`` within its kind; the plugin manager
+rejects two records of the same kind and name, naming both plugins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import onnx_ir as ir
+    import onnx_ir.passes
+
+    from openatc.options import BuildOptions
+
+__all__ = [
+    "STAGES",
+    "AippFormat",
+    "Backend",
+    "BackendCapabilities",
+    "CompileContext",
+    "Executor",
+    "Frontend",
+    "LoadContext",
+    "PassContext",
+    "PassSpec",
+    "Quantizer",
+    "Stage",
+    "TensorSpec",
+]
+
+Stage = Literal["canonicalize", "fold", "fuse", "layout", "memory"]
+#: Pass stages in the order the pass manager runs them.
+STAGES: tuple[Stage, ...] = ("canonicalize", "fold", "fuse", "layout", "memory")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A model input or output as the .om and the Session describe it.
+
+    ``shape`` holds ints for static dims and strings for named dynamic dims.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int | str, ...]
+    format: str = "ND"
+
+    @property
+    def numpy_dtype(self) -> np.dtype:
+        return np.dtype(self.dtype)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "format": self.format}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TensorSpec:
+        return cls(data["name"], data["dtype"], tuple(data["shape"]), data.get("format", "ND"))
+
+
+@dataclass(frozen=True)
+class Frontend:
+    """A model importer (hook family 1).
+
+    Attributes:
+        name: Short name, e.g. ``"onnx"``.
+        framework_ids: The ``--framework`` values it serves (ATC: 0 Caffe, 3 TensorFlow, 5 ONNX).
+        suffixes: File suffixes of its model files, e.g. ``(".onnx",)``.
+        load: ``load(model, weight, options) -> onnx_ir.Model``; raises :class:`OpenATCError`
+            (``E2xxxx``) for files it cannot read and lists every unsupported operator at once.
+        description: One line for ``openatc plugins``.
+    """
+
+    name: str
+    framework_ids: tuple[int, ...]
+    suffixes: tuple[str, ...]
+    load: Callable[[Path, Path | None, BuildOptions], ir.Model]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class PassContext:
+    """What a pass factory may consult: the build options and the target's capabilities."""
+
+    options: BuildOptions
+    capabilities: BackendCapabilities
+
+
+@dataclass(frozen=True)
+class PassSpec:
+    """A graph pass (hook family 2).
+
+    Attributes:
+        name: Name used in ``--fusion_switch_file`` and the pass report.
+        stage: One of :data:`STAGES`.
+        factory: Returns a fresh ``onnx_ir.passes`` pass for one build.
+        default_on: Whether the pass runs when no switch file mentions it.
+        switchable: Whether ``--fusion_switch_file`` (including ``ALL:off``) may turn it off.
+        order: Position within the stage (lower runs first); ties break by name.
+        description: One line for listings.
+    """
+
+    name: str
+    stage: Stage
+    factory: Callable[[PassContext], onnx_ir.passes.PassBase]
+    default_on: bool = True
+    switchable: bool = True
+    order: int = 100
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Quantizer:
+    """A calibration algorithm (hook family 3): turns streamed statistics into a range.
+
+    ``factory()`` returns an object with ``observe(array)`` (called once per calibration batch
+    for one tensor) and ``range() -> (low, high)``.
+    """
+
+    name: str
+    factory: Callable[[], Any]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class AippFormat:
+    """An AIPP ``input_format`` (hook family 4).
+
+    ``build(config, model_input)`` returns the ONNX nodes that turn raw bytes in this format into
+    the model input; the host inserts them before the first layer.
+    """
+
+    name: str
+    build: Callable[..., Any]
+    channels: int = 3
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class BackendCapabilities:
+    """What a backend runs.
+
+    Attributes:
+        op_types: ``(domain, op_type)`` pairs it executes; ``None`` means every standard ONNX op.
+        dtypes: Tensor element types it executes, as numpy dtype names.
+        fused_ops: Fused (non-standard) ops it offers, e.g. ``("com.microsoft", "FusedMatMul")``.
+        native_precision: The precision it computes in by default (``"fp32"``, ``"fp16"``...).
+        dynamic_shapes: Whether it runs graphs with symbolic dimensions.
+    """
+
+    op_types: frozenset[tuple[str, str]] | None = None
+    dtypes: frozenset[str] = frozenset()
+    fused_ops: tuple[tuple[str, str], ...] = ()
+    native_precision: str = "fp32"
+    dynamic_shapes: bool = False
+
+
+@dataclass(frozen=True)
+class CompileContext:
+    """What a backend's ``compile`` gets besides the graph."""
+
+    options: BuildOptions
+    gear: str
+
+
+@dataclass(frozen=True)
+class LoadContext:
+    """What a backend's ``load`` gets besides the graph and the weights.
+
+    ``graph`` is a serialized ONNX ModelProto whose large initializers are stubs (see
+    docs/om-format.md); ``weights`` maps those initializers' names to read-only arrays that view
+    the memory-mapped .om; ``payload`` is what ``compile`` returned (``None`` when it returned
+    nothing). Arrays must not be copied: several gears share them. ``om_path`` and
+    ``weight_offsets`` (absolute byte offset of each stubbed initializer in the file) serve engines
+    that read weights from the file themselves. ``share_weights`` is False when a single gear may
+    trade memory for speed (e.g. ONNX Runtime's weight prepacking).
+    """
+
+    graph: bytes
+    payload: bytes | None
+    weights: Mapping[str, np.ndarray]
+    gear: str
+    om_path: Path | None = None
+    weight_offsets: Mapping[str, int] = field(default_factory=dict)
+    share_weights: bool = True
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """A loaded gear, ready to run."""
+
+    def run(self, feeds: Mapping[str, np.ndarray], output_names: Sequence[str]) -> list[np.ndarray]:
+        """Runs the graph; ``feeds`` are validated by the Session before the call."""
+        ...
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A target (hook family 5), chosen by ``--soc_version``.
+
+    Attributes:
+        name: Backend name recorded in the .om (e.g. ``"cpu"``).
+        soc_versions: ``--soc_version`` values it serves (case-insensitive match).
+        capabilities: What it runs (see :class:`BackendCapabilities`).
+        compile: ``compile(model, ctx) -> bytes | None``: the backend payload stored per gear
+            next to the optimized graph; ``None`` when it runs the graph as is.
+        load: ``load(ctx: LoadContext) -> Executor``.
+        passes: Backend-specific passes, merged into the pipeline by stage.
+        versions: Library versions recorded in the manifest (e.g. onnxruntime's).
+        description: One line for listings.
+    """
+
+    name: str
+    soc_versions: tuple[str, ...]
+    capabilities: BackendCapabilities
+    compile: Callable[[ir.Model, CompileContext], bytes | None]
+    load: Callable[[LoadContext], Executor]
+    passes: tuple[PassSpec, ...] = ()
+    versions: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""

@@ -1,0 +1,147 @@
+"""Reading an ONNX file into onnx_ir, with clear errors for files that are not ONNX."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import onnx
+import onnx_ir as ir
+from google.protobuf.message import DecodeError
+
+from openatc.errors import OpenATCError
+
+if TYPE_CHECKING:
+    from openatc.options import BuildOptions
+
+logger = logging.getLogger(__name__)
+
+#: The opset every model is converted to when it is older (newer models keep their opset).
+INTERNAL_OPSET = 21
+#: Domains whose operators are accepted without an ONNX schema (run by backends that offer them).
+EXTENSION_DOMAINS = ("com.microsoft",)
+_OTHER_FRAMEWORKS = {
+    ".pb": "a TensorFlow frozen graph: use --framework=3",
+    ".pbtxt": "a TensorFlow graph: use --framework=3",
+    ".prototxt": "a Caffe network definition: use --framework=0 with --weight",
+    ".caffemodel": "Caffe weights: give the .prototxt with --model, this file with --weight, and --framework=0",
+    ".om": "an offline model: convert it to JSON with --mode=1 --om=... --json=...",
+    ".air": "a MindSpore model: not supported by openatc",
+}
+
+
+def load_onnx(model: Path, weight: Path | None, options: BuildOptions) -> ir.Model:
+    """Loads ``model`` as ONNX, checks it, and converts older opsets to :data:`INTERNAL_OPSET`."""
+    del weight, options  # ONNX has no separate weight file; options are applied by the host
+    proto = _parse(model)
+    _check_opsets(model, proto)
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise OpenATCError(
+            "E20004", f"'{model}' is not a valid ONNX model: {first}", hint="Fix the exporter's output."
+        ) from None
+    _check_operators(model, proto)
+    proto = _convert_opset(model, proto)
+    ir_model = ir.serde.deserialize_model(proto)
+    ir.external_data.set_base_dir(ir_model.graph, model.parent.resolve())
+    return ir_model
+
+
+def _parse(path: Path) -> onnx.ModelProto:
+    data_head = path.open("rb").read(4096)
+    if not data_head:
+        raise OpenATCError("E20001", f"'{path}' is empty", hint="Give a complete .onnx file.")
+    wrong = _OTHER_FRAMEWORKS.get(path.suffix.lower())
+    try:
+        proto = onnx.load_model(str(path), load_external_data=False)
+    except (DecodeError, RuntimeError, ValueError, UnicodeDecodeError) as exc:
+        raise OpenATCError("E20001" if not wrong else "E20002", _describe(path, data_head, wrong, exc)) from None
+    if not proto.HasField("graph") or not proto.ir_version:
+        raise OpenATCError("E20001" if not wrong else "E20002", _describe(path, data_head, wrong, None))
+    return proto
+
+
+def _describe(path: Path, head: bytes, wrong: str | None, exc: Exception | None) -> str:
+    if wrong:
+        return f"'{path}' is not an ONNX model; by its suffix it is {wrong}"
+    if _looks_like_text(head):
+        text = head.decode("utf-8", "replace")
+        if "layer" in text and "{" in text:
+            return f"'{path}' is a text file that looks like a Caffe prototxt, not ONNX: use --framework=0"
+        return f"'{path}' is a text file, not a binary ONNX model"
+    reason = f" ({exc})" if exc else " (no graph in the file)"
+    return f"'{path}' cannot be parsed as an ONNX model: it is truncated or not ONNX{reason}"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(ch.isprintable() or ch in "\r\n\t" for ch in text)
+
+
+def _check_opsets(path: Path, proto: onnx.ModelProto) -> None:
+    domains = Counter(op.domain or "ai.onnx" for op in proto.opset_import)
+    twice = [d for d, n in domains.items() if n > 1]
+    if twice:
+        raise OpenATCError(
+            "E20004",
+            f"'{path}' imports the opset of domain '{twice[0]}' {domains[twice[0]]} times; only one is allowed",
+            hint="Keep one opset_import entry per domain.",
+        )
+
+
+def _check_operators(path: Path, proto: onnx.ModelProto) -> None:
+    """Lists every operator without a schema at once (name, type, count)."""
+    local = {(f.domain, f.name) for f in proto.functions}
+    unknown: Counter[tuple[str, str]] = Counter()
+    first_names: dict[tuple[str, str], str] = {}
+    for node in _all_nodes(proto.graph):
+        domain = node.domain if node.domain not in ("", "ai.onnx") else ""
+        key = (domain, node.op_type)
+        if key in local or domain in EXTENSION_DOMAINS or onnx.defs.has(node.op_type, domain):
+            continue
+        unknown[key] += 1
+        first_names.setdefault(key, node.name)
+    if unknown:
+        listing = "; ".join(
+            f"{(d + '::') if d else ''}{t} x{n} (e.g. node '{first_names[(d, t)]}')"
+            for (d, t), n in sorted(unknown.items())
+        )
+        raise OpenATCError(
+            "E20003",
+            f"'{path}' uses {sum(unknown.values())} node(s) of {len(unknown)} unsupported operator type(s): "
+            f"{listing}",
+        )
+
+
+def _all_nodes(graph: onnx.GraphProto):  # type: ignore[no-untyped-def]
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from _all_nodes(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for g in attr.graphs:
+                    yield from _all_nodes(g)
+
+
+def _convert_opset(path: Path, proto: onnx.ModelProto) -> onnx.ModelProto:
+    version = next((op.version for op in proto.opset_import if op.domain in ("", "ai.onnx")), None)
+    if version is None or version >= INTERNAL_OPSET:
+        return proto
+    try:
+        converted = onnx.version_converter.convert_version(proto, INTERNAL_OPSET)
+    except Exception as exc:  # noqa: BLE001 - the converter raises many types; the model stays usable
+        logger.warning(
+            "'%s': cannot convert opset %d to %d (%s); keeping opset %d",
+            path, version, INTERNAL_OPSET, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, version,
+        )
+        return proto
+    logger.info("'%s': converted opset %d to %d", path, version, INTERNAL_OPSET)
+    return converted

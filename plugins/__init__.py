@@ -1,0 +1,1 @@
+"""Built-in plugins, grouped by hook kind; registered exactly as external plugins are."""

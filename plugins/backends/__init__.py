@@ -1,0 +1,1 @@
+"""Built-in backends: ``cpu`` (ONNX Runtime) and ``reference`` (onnx's ReferenceEvaluator)."""

@@ -1,0 +1,105 @@
+"""The ``cpu`` backend: ONNX Runtime's CPU execution provider.
+
+Weights are never copied: each stubbed initializer is handed to ONNX Runtime with
+``SessionOptions.add_initializer`` as a view of the memory-mapped .om, and the stub itself points
+at the same bytes in the .om (ONNX Runtime's graph optimizers read initializer data from the
+file the stub names, so both must agree). When several gears share the weights, weight
+prepacking is disabled (``session.disable_prepacking``): prepacked copies would be per session.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+
+from openatc.errors import OpenATCError
+from openatc.graph import point_stubs_at, stub_names
+from openatc.hookspecs import hookimpl
+from openatc.types import Backend, BackendCapabilities, CompileContext, LoadContext
+
+SOC_VERSIONS = ("cpu", "x86_64", "aarch64")
+
+
+def _compile(model: ir.Model, ctx: CompileContext) -> bytes | None:
+    """The optimized ONNX graph is what ONNX Runtime runs: no separate payload."""
+    del model, ctx
+    return None
+
+
+class OrtExecutor:
+    """One ONNX Runtime session; keeps the weight views and OrtValues alive as long as it lives."""
+
+    def __init__(self, session: Any, keepalive: tuple[Any, ...]) -> None:
+        self.session = session
+        self._keepalive = keepalive
+
+    def run(self, feeds: Mapping[str, np.ndarray], output_names: Sequence[str]) -> list[np.ndarray]:
+        return self.session.run(list(output_names), dict(feeds))
+
+
+def _load(ctx: LoadContext) -> OrtExecutor:
+    import onnxruntime as ort
+
+    model = onnx.ModelProto.FromString(ctx.graph)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    threads = ctx.options.get("intra_op_num_threads")
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    if ctx.share_weights:
+        options.add_session_config_entry("session.disable_prepacking", "1")
+    names = stub_names(model)
+    values = []
+    if names:
+        if ctx.om_path is None:
+            raise OpenATCError("E40003", "the cpu backend needs the .om path to map its weights")
+        point_stubs_at(model, ctx.om_path.name, dict(ctx.weight_offsets))
+        options.add_session_config_entry(
+            "session.model_external_initializers_file_folder_path", str(ctx.om_path.resolve().parent)
+        )
+        for name in names:
+            value = ort.OrtValue.ortvalue_from_numpy(ctx.weights[name])
+            values.append(value)
+            options.add_initializer(name, value)
+    try:
+        session = ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises several exception types
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise OpenATCError(
+            "E40003", f"ONNX Runtime cannot load gear '{ctx.gear}': {message}",
+            hint="Check the operator named in the message; --soc_version=reference may run it.",
+        ) from None
+    return OrtExecutor(session, (values, ctx.weights, options))
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("onnxruntime")
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
+
+
+@hookimpl
+def openatc_backends() -> Iterator[Backend]:
+    yield Backend(
+        name="cpu",
+        soc_versions=SOC_VERSIONS,
+        capabilities=BackendCapabilities(
+            op_types=None,
+            dtypes=frozenset({"float32", "float16", "float64", "int8", "uint8", "int32", "int64", "bool"}),
+            native_precision="fp32",
+            dynamic_shapes=True,
+        ),
+        compile=_compile,
+        load=_load,
+        versions={"onnxruntime": _version()},
+        description="ONNX Runtime, CPU execution provider (all graph optimizations)",
+    )

@@ -1,0 +1,1 @@
+"""Built-in quantizers plugins (none yet)."""
