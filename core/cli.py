@@ -1,0 +1,273 @@
+"""The ``openatc`` command: ATC's flags on the root command, tools as subcommands.
+
+Options come from the flag table in :mod:`openatc.flags` (ATC spelling first, dashed form too);
+commands only build BuildOptions and call the pipeline or the tools.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+try:  # typer >= 0.29 vendors click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer depends on click
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
+
+from openatc.errors import OpenATCError
+from openatc.flags import FLAGS, FLAGS_BY_NAME
+
+__all__ = ["app", "main"]
+
+logger = logging.getLogger("openatc")
+
+START = "openatc start working now, please wait for a moment."
+SUCCESS = "openatc run success, welcome to the next use."
+FAILURE = "openatc run failed, Please check the detail log, Try 'openatc --help' for more information"
+EXIT_FAILURE = 1
+
+app = typer.Typer(
+    name="openatc",
+    help="openatc: compile ONNX (and, with plugins, Caffe/TensorFlow) models into an optimized offline "
+    "model (.om) for a target chosen with --soc_version, with ATC's command line. Tools: run, plugins.",
+    context_settings={"help_option_names": ["-h", "--help", "--h"]},
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _atc(ctx: typer.Context, **flags: str | None) -> None:
+    if ctx.invoked_subcommand is not None:
+        if any(v is not None for v in flags.values()):
+            given = [f"--{k}" for k, v in flags.items() if v is not None]
+            raise OpenATCError("E10001", f"ATC flags {given} go without a subcommand ('{ctx.invoked_subcommand}')")
+        return
+    from openatc.options import BuildOptions
+
+    options = BuildOptions.from_flags(flags)
+    _configure_logging(options.log)
+    typer.echo(START)
+    if options.mode == 1:
+        from openatc.om_json import om_to_json, write_json
+
+        assert options.om is not None and options.json is not None
+        write_json(om_to_json(options.om), options.json)
+    else:
+        from openatc.pipeline import build_om
+
+        build_om(options)
+    typer.echo(SUCCESS)
+
+
+def _flag_parameter(name: str) -> inspect.Parameter:
+    flag = FLAGS_BY_NAME[name]
+    decls = [f"--{name}"]
+    if "_" in name:
+        decls.append(f"--{name.replace('_', '-')}")
+    option = typer.Option(
+        *decls, help=flag.help + ("" if flag.status == "done" else f" [{_STATUS_NOTE[flag.status]}]"),
+        rich_help_panel=flag.panel, metavar=flag.metavar, show_default=False,
+    )
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[str | None, option]
+    )
+
+
+_STATUS_NOTE = {"todo": "not supported yet", "noop": "accepted, no effect on openatc targets"}
+
+_parameters = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
+_parameters += [_flag_parameter(f.name) for f in FLAGS]
+_atc.__signature__ = inspect.Signature(_parameters)  # type: ignore[attr-defined]
+_atc.__annotations__ = {p.name: p.annotation for p in _parameters}
+app.callback(invoke_without_command=True)(_atc)
+
+
+@app.command("run")
+def run_command(
+    model: Annotated[Path, typer.Argument(help="The .om file.", show_default=False)],
+    input: Annotated[
+        str | None, typer.Option("--input", "-i", help="Comma-separated .npy/.bin files, one per input.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Directory for the outputs (as .npy).")
+    ] = None,
+    loop: Annotated[int, typer.Option("--loop", "-l", help="Timed runs.")] = 1,
+    warmup_count: Annotated[int, typer.Option("--warmup_count", "--warmup-count", help="Untimed runs.")] = 1,
+    pure_data_type: Annotated[
+        str, typer.Option("--pure_data_type", "--pure-data-type", help="Generated inputs: random or zero.")
+    ] = "random",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of generated inputs.")] = 0,
+    log: Annotated[str, typer.Option("--log", help="debug, info, warning, error, null.")] = "warning",
+) -> None:
+    """Run an .om with given or generated inputs; print outputs' shapes and latency."""
+    from openatc.bench import generate_input, load_inputs, time_runs
+    from openatc.runtime import Session
+
+    _configure_logging(log)
+    if pure_data_type not in ("random", "zero"):
+        raise OpenATCError("E10001", f"--pure_data_type={pure_data_type} is not random or zero")
+    with Session(model) as session:
+        if input:
+            feeds = load_inputs([Path(p.strip()) for p in input.split(",") if p.strip()], session.inputs)
+        else:
+            rng = np.random.default_rng(seed)
+            feeds = {s.name: generate_input(s, pure_data_type, rng) for s in session.inputs}
+        outputs, summary = time_runs(session, feeds, loop, warmup_count)
+    for name, array in feeds.items():
+        typer.echo(f"[INFO] input  {name}: {array.dtype}{list(array.shape)}")
+    for name, array in outputs.items():
+        typer.echo(f"[INFO] output {name}: {array.dtype}{list(array.shape)}")
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+        for i, (name, array) in enumerate(outputs.items()):
+            np.save(output / f"{_safe(name) or f'output_{i}'}.npy", array)
+        typer.echo(f"[INFO] outputs written to {output}")
+    stats = summary.stats()
+    typer.echo("[INFO] -----------------Performance Summary------------------")
+    typer.echo(
+        "[INFO] compute_time (ms): min = {min:.4f}, max = {max:.4f}, mean = {mean:.4f}, median = {median:.4f}, "
+        "percentile(99%) = {p99:.4f}".format(p99=stats["percentile(99%)"], **stats)
+    )
+    typer.echo(f"[INFO] throughput 1000*batchsize.mean({summary.batch_size})/compute_time.mean({stats['mean']:.4f}): "
+               f"{stats['throughput']:.4f}")
+    typer.echo("[INFO] ------------------------------------------------------")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+@app.command("plugins")
+def plugins_command() -> None:
+    """List installed plugins and what they contribute (frontends, passes, backends...)."""
+    from openatc.manager import default_plugin_manager
+
+    pm = default_plugin_manager()
+    typer.echo("Plugins:")
+    for info in pm.plugin_infos():
+        typer.echo(f"  {info.name:<40} {info.origin:<12} {info.version}")
+    typer.echo("Frontends (--framework):")
+    for fid, fe in sorted(pm.frontends().items()):
+        typer.echo(f"  {fid:<4} {fe.name:<12} {fe.description}  [{pm.origin_of('openatc_frontends', fid)}]")
+    typer.echo("Backends (--soc_version):")
+    for name, be in sorted(pm.backends().items()):
+        typer.echo(f"  {name:<12} {', '.join(be.soc_versions):<24} {be.description}  "
+                   f"[{pm.origin_of('openatc_backends', name)}]")
+    typer.echo("Passes (stage, default):")
+    from openatc.types import STAGES
+
+    for spec in sorted(pm.passes().values(), key=lambda s: (STAGES.index(s.stage), s.order, s.name)):
+        state = "on" if spec.default_on else "off"
+        typer.echo(f"  {spec.name:<36} {spec.stage:<12} {state:<4} {spec.description}")
+    for kind, records in (("Quantizers", pm.quantizers()), ("AIPP input formats", pm.aipp_formats())):
+        typer.echo(f"{kind}: {', '.join(sorted(records)) or 'none'}")
+
+
+# -- logging and entry point ---------------------------------------------------------------------
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def _configure_logging(level: str) -> None:
+    root = logging.getLogger("openatc")
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.propagate = False
+    name = level.lower()
+    if name == "null":
+        root.addHandler(logging.NullHandler())
+        root.setLevel(logging.CRITICAL + 1)
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(
+            "[%(levelname)s] OPENATC(%(process)d,openatc):%(asctime)s.%(msecs)03d [%(module)s] %(message)s",
+            datefmt="%Y-%m-%d-%H:%M:%S",
+        )
+    )
+    root.addHandler(handler)
+    root.setLevel(_LEVELS.get(name, logging.WARNING))
+
+
+def normalize_argv(argv: list[str]) -> list[str]:
+    """ATC's spellings: ``-model=x`` (one dash) and ``--input-shape`` mean ``--model``/``--input_shape``."""
+    out = []
+    for token in argv:
+        match = re.match(r"^(--?)([A-Za-z][A-Za-z0-9_-]+)(=.*)?$", token, re.DOTALL)
+        if match:
+            name = match.group(2).replace("-", "_")
+            if name in FLAGS_BY_NAME:
+                token = f"--{name}{match.group(3) or ''}"
+        out.append(token)
+    return out
+
+
+def _debug(argv: list[str]) -> bool:
+    return any(re.match(r"^--?log(=|$)", a) and (a.endswith("=debug") or argv[i + 1:i + 2] == ["debug"])
+               for i, a in enumerate(argv))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; returns (and exits with) the process status."""
+    args = normalize_argv(list(sys.argv[1:] if argv is None else argv))
+    try:
+        _register_plugin_commands()
+        app(args=args, prog_name="openatc", standalone_mode=False)
+    except OpenATCError as exc:
+        typer.echo(FAILURE)
+        typer.echo(exc.report())
+        if _debug(args):
+            logger.exception("traceback")
+        return _exit(EXIT_FAILURE, argv)
+    except click_exceptions.NoSuchOption as exc:
+        typer.echo(f"ERROR: unknown command line flag '{exc.option_name.lstrip('-')}'", err=True)
+        return _exit(2, argv)
+    except click_exceptions.BadOptionUsage as exc:
+        typer.echo(f"ERROR: flag '{exc.option_name}' is missing its argument", err=True)
+        return _exit(2, argv)
+    except click_exceptions.UsageError as exc:
+        message = exc.format_message()
+        if "No such command" in message:
+            message = "Non-option parameter: " + message.split("'")[1] if "'" in message else message
+        typer.echo(f"ERROR: {message}", err=True)
+        return _exit(2, argv)
+    except click_exceptions.Exit as exc:
+        return _exit(exc.exit_code, argv)
+    except click_exceptions.Abort:
+        typer.echo("Aborted.", err=True)
+        return _exit(130, argv)
+    except Exception as exc:  # noqa: BLE001 - last resort: ATC's inner-error report, no traceback
+        typer.echo(FAILURE)
+        typer.echo(OpenATCError("E19999", f"inner error: {type(exc).__name__}: {exc}").report())
+        if _debug(args):
+            logger.exception("traceback")
+        return _exit(EXIT_FAILURE, argv)
+    return _exit(0, argv)
+
+
+def _exit(code: int, argv: list[str] | None) -> int:
+    if argv is None:  # called as the console script
+        sys.exit(code)
+    return code
+
+
+_registered = False
+
+
+def _register_plugin_commands() -> None:
+    """Hook family 6: plugins add subcommands (when the CLI starts, never at import)."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
+    from openatc.manager import default_plugin_manager
+
+    default_plugin_manager().hook.openatc_register_commands(app=app)
