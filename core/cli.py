@@ -53,9 +53,9 @@ def _atc(ctx: typer.Context, **flags: str | None) -> None:
         return
     from openatc.options import BuildOptions
 
+    typer.echo(START)
     options = BuildOptions.from_flags(flags)
     _configure_logging(options.log)
-    typer.echo(START)
     if options.mode == 1:
         from openatc.om_json import om_to_json, write_json
 
