@@ -491,6 +491,14 @@ def format_table(results: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _loadavg() -> float | None:
+    """1-minute load average (other processes competing for the CPUs skew the numbers)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
 def machine_info(args: argparse.Namespace) -> dict[str, Any]:
     cpu_model = platform.processor() or ""
     try:
@@ -578,7 +586,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for spec in args.selected:
         print(f"  {spec.name} [{spec.input_shape}] ...", end=" ", flush=True)
         t0 = time.perf_counter()
+        load_before = _loadavg()
         rec = bench_model(spec, args, args.cache_dir)
+        rec["loadavg_1min"] = {"before": load_before, "after": _loadavg()}
         results.append(rec)
         status = "ok" if rec["status"] == "ok" else f"FAILED ({rec['error']['stage']})"
         print(f"{status} in {time.perf_counter() - t0:.1f}s", flush=True)
