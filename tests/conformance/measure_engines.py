@@ -13,7 +13,7 @@ run-time exceptions count as failures.  It also rewrites the xfail lists
 ``xfail_cpu.txt`` / ``xfail_reference.txt`` (``case_name  # reason``) used by
 ``test_node_conformance.py``.
 
-Regenerate (takes ~1-2 minutes)::
+Regenerate (about 10 seconds on 2 cores)::
 
     cd /work/main && /work/venv/bin/python tests/conformance/measure_engines.py
 
