@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from openatc.errors import OpenATCError
 from openatc.types import TensorSpec
 
@@ -66,8 +65,7 @@ def load_inputs(paths: Sequence[Path], specs: Sequence[TensorSpec]) -> dict[str,
     if len(paths) != len(specs):
         raise OpenATCError(
             "E10001",
-            f"--input gives {len(paths)} file(s) but the model has {len(specs)} input(s): "
-            f"{[s.name for s in specs]}",
+            f"--input gives {len(paths)} file(s) but the model has {len(specs)} input(s): {[s.name for s in specs]}",
             hint="Give one file per input, comma-separated, in input order.",
         )
     feeds: dict[str, np.ndarray] = {}

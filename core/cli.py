@@ -74,8 +74,11 @@ def _flag_parameter(name: str) -> inspect.Parameter:
     if "_" in name:
         decls.append(f"--{name.replace('_', '-')}")
     option = typer.Option(
-        *decls, help=flag.help + ("" if flag.status == "done" else f" [{_STATUS_NOTE[flag.status]}]"),
-        rich_help_panel=flag.panel, metavar=flag.metavar, show_default=False,
+        *decls,
+        help=flag.help + ("" if flag.status == "done" else f" [{_STATUS_NOTE[flag.status]}]"),
+        rich_help_panel=flag.panel,
+        metavar=flag.metavar,
+        show_default=False,
     )
     return inspect.Parameter(
         name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[str | None, option]
@@ -97,9 +100,7 @@ def run_command(
     input: Annotated[
         str | None, typer.Option("--input", "-i", help="Comma-separated .npy/.bin files, one per input.")
     ] = None,
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Directory for the outputs (as .npy).")
-    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Directory for the outputs (as .npy).")] = None,
     loop: Annotated[int, typer.Option("--loop", "-l", help="Timed runs.")] = 1,
     warmup_count: Annotated[int, typer.Option("--warmup_count", "--warmup-count", help="Untimed runs.")] = 1,
     pure_data_type: Annotated[
@@ -137,8 +138,10 @@ def run_command(
         "[INFO] compute_time (ms): min = {min:.4f}, max = {max:.4f}, mean = {mean:.4f}, median = {median:.4f}, "
         "percentile(99%) = {p99:.4f}".format(p99=stats["percentile(99%)"], **stats)
     )
-    typer.echo(f"[INFO] throughput 1000*batchsize.mean({summary.batch_size})/compute_time.mean({stats['mean']:.4f}): "
-               f"{stats['throughput']:.4f}")
+    typer.echo(
+        f"[INFO] throughput 1000*batchsize.mean({summary.batch_size})/compute_time.mean({stats['mean']:.4f}): "
+        f"{stats['throughput']:.4f}"
+    )
     typer.echo("[INFO] ------------------------------------------------------")
 
 
@@ -160,8 +163,10 @@ def plugins_command() -> None:
         typer.echo(f"  {fid:<4} {fe.name:<12} {fe.description}  [{pm.origin_of('openatc_frontends', fid)}]")
     typer.echo("Backends (--soc_version):")
     for name, be in sorted(pm.backends().items()):
-        typer.echo(f"  {name:<12} {', '.join(be.soc_versions):<24} {be.description}  "
-                   f"[{pm.origin_of('openatc_backends', name)}]")
+        typer.echo(
+            f"  {name:<12} {', '.join(be.soc_versions):<24} {be.description}  "
+            f"[{pm.origin_of('openatc_backends', name)}]"
+        )
     typer.echo("Passes (stage, default):")
     from openatc.types import STAGES
 
@@ -211,8 +216,10 @@ def normalize_argv(argv: list[str]) -> list[str]:
 
 
 def _debug(argv: list[str]) -> bool:
-    return any(re.match(r"^--?log(=|$)", a) and (a.endswith("=debug") or argv[i + 1:i + 2] == ["debug"])
-               for i, a in enumerate(argv))
+    return any(
+        re.match(r"^--?log(=|$)", a) and (a.endswith("=debug") or argv[i + 1 : i + 2] == ["debug"])
+        for i, a in enumerate(argv)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     except click_exceptions.Abort:
         typer.echo("Aborted.", err=True)
         return _exit(130, argv)
-    except Exception as exc:  # noqa: BLE001 - last resort: ATC's inner-error report, no traceback
+    except Exception as exc:
         typer.echo(FAILURE)
         typer.echo(OpenATCError("E19999", f"inner error: {type(exc).__name__}: {exc}").report())
         if _debug(args):

@@ -32,7 +32,7 @@ CATALOGUE: dict[str, ErrorInfo] = {
     ),
     "E10002": ErrorInfo(
         "Invalid_Argument_Input_Shape",
-        "--input_shape is not of the form \"name1:d0,d1;name2:d0,d1\".",
+        '--input_shape is not of the form "name1:d0,d1;name2:d0,d1".',
         "Write each input as name:dims, dims as comma-separated integers, inputs separated by ';', "
         "and quote the whole value.",
     ),
@@ -126,8 +126,7 @@ CATALOGUE: dict[str, ErrorInfo] = {
     "E40010": ErrorInfo(
         "Invalid_Run_Input",
         "The inputs given to run do not match the model's inputs.",
-        "Feed every model input by name with the dtype and shape the model states "
-        "(Session.inputs lists them).",
+        "Feed every model input by name with the dtype and shape the model states (Session.inputs lists them).",
     ),
     "E40011": ErrorInfo(
         "Run_Failed",

@@ -49,8 +49,13 @@ def _f(name: str, panel: str, status: Status, help: str, *accept: str, metavar: 
 
 FLAGS: tuple[Flag, ...] = (
     # General
-    _f("mode", "General", "done", "Run mode: 0 build an .om (default), 1 .om to JSON, 3 pre-check, "
-       "6 show .om info.", metavar="INT"),
+    _f(
+        "mode",
+        "General",
+        "done",
+        "Run mode: 0 build an .om (default), 1 .om to JSON, 3 pre-check, 6 show .om info.",
+        metavar="INT",
+    ),
     _f("raw_ge_options", "General", "noop", "Raw GE options (Ascend only)."),
     _f("raw_ge_options_ignore_unsupported", "General", "noop", "Raw GE options (Ascend only)."),
     # Input
@@ -112,8 +117,12 @@ FLAGS: tuple[Flag, ...] = (
     _f("cluster_config", "Model Tuning", "noop", "Cluster configuration (Ascend)."),
     _f("hccl_sub_comm_config", "Model Tuning", "noop", "HCCL configuration (Ascend)."),
     # Operator tuning
-    _f("precision_mode", "Operator Tuning", "todo", "force_fp16, allow_fp32_to_fp16, must_keep_origin_dtype, "
-       "allow_mix_precision, force_fp32."),
+    _f(
+        "precision_mode",
+        "Operator Tuning",
+        "todo",
+        "force_fp16, allow_fp32_to_fp16, must_keep_origin_dtype, allow_mix_precision, force_fp32.",
+    ),
     _f("precision_mode_v2", "Operator Tuning", "todo", "fp16, origin, cube_fp16in_fp32out, mixed_float16."),
     _f("modify_mixlist", "Operator Tuning", "todo", "JSON edits of the mixed-precision lists."),
     _f("keep_dtype", "Operator Tuning", "todo", "File of ops kept in their original dtype."),

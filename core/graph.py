@@ -7,7 +7,6 @@ from collections import Counter
 import numpy as np
 import onnx
 import onnx_ir as ir
-
 from openatc.types import TensorSpec
 
 __all__ = [
@@ -75,7 +74,7 @@ def split_weights(model: ir.Model, min_bytes: int = WEIGHT_MIN_BYTES) -> tuple[b
             continue
         try:
             array = tensor.numpy()
-        except Exception:  # noqa: BLE001 - packed sub-byte types etc. stay inline
+        except Exception:
             continue
         if array.dtype.itemsize * array.size != tensor.nbytes:
             continue  # packed 4-bit/2-bit data: keep inline

@@ -29,7 +29,6 @@ import pluggy
 
 if TYPE_CHECKING:
     import typer
-
     from openatc.types import AippFormat, Backend, Frontend, PassSpec, Quantizer
 
 PROJECT = "openatc"

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pluggy
-
 from openatc import hookspecs
 from openatc.errors import OpenATCError
 from openatc.types import AippFormat, Backend, Frontend, PassSpec, Quantizer
@@ -151,9 +150,7 @@ class OpenATCPluginManager(pluggy.PluginManager):
 
     def backends_by_soc(self) -> dict[str, Backend]:
         """Backends by lower-cased ``--soc_version``; two backends may not serve the same one."""
-        return self._collect(
-            "openatc_backends", lambda b: [s.lower() for s in b.soc_versions], "--soc_version"
-        )
+        return self._collect("openatc_backends", lambda b: [s.lower() for s in b.soc_versions], "--soc_version")
 
     def backend_for_soc(self, soc_version: str) -> Backend:
         """The backend serving ``soc_version`` (case-insensitive); E40001 lists the known ones."""

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-
 from openatc.errors import OpenATCError
 
 __all__ = ["ALIGN", "FORMAT_VERSION", "MAGIC", "OmFile", "Section", "write_om"]
@@ -155,14 +154,11 @@ class OmFile:
     def _read_header(self, size: int, verify: bool) -> dict[str, Section]:
         magic, major, minor, header_size, file_size, table, count, digest = HEADER.unpack_from(self._mm, 0)
         if magic != MAGIC:
-            raise OpenATCError(
-                "E50001", f"'{self.path}' is not an openatc .om file (bad magic bytes)", hint=None
-            )
+            raise OpenATCError("E50001", f"'{self.path}' is not an openatc .om file (bad magic bytes)", hint=None)
         if major > FORMAT_VERSION[0]:
             raise OpenATCError(
                 "E50003",
-                f"'{self.path}' has .om format version {major}.{minor}; this openatc reads up to "
-                f"{FORMAT_VERSION[0]}.x",
+                f"'{self.path}' has .om format version {major}.{minor}; this openatc reads up to {FORMAT_VERSION[0]}.x",
             )
         if file_size != size:
             raise OpenATCError(

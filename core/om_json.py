@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import onnx
-
 from openatc.errors import OpenATCError
 from openatc.om import OmFile
 
@@ -73,7 +72,9 @@ def _attr(attr: onnx.AttributeProto) -> dict[str, Any]:
     if kind == a.FLOATS:
         return {"list": {"f": [f"{f:g}" for f in attr.floats], "val_type": "VT_LIST_FLOAT"}}
     if kind == a.STRINGS:
-        return {"list": {"s": [s.decode("utf-8", "backslashreplace") for s in attr.strings], "val_type": "VT_LIST_STRING"}}
+        return {
+            "list": {"s": [s.decode("utf-8", "backslashreplace") for s in attr.strings], "val_type": "VT_LIST_STRING"}
+        }
     if kind == a.TENSOR:
         return {"t": {"desc": _desc(attr.t.name, attr.t.data_type, list(attr.t.dims))}}
     if kind == a.GRAPH:
@@ -87,8 +88,14 @@ def _graph(graph: onnx.GraphProto, name: str | None = None) -> dict[str, Any]:
     descs = _value_descs(graph)
     ops: list[dict[str, Any]] = []
     for init in graph.initializer:
-        ops.append({"name": init.name, "type": "Const", "input": [],
-                    "output_desc": [_desc(init.name, init.data_type, list(init.dims))]})
+        ops.append(
+            {
+                "name": init.name,
+                "type": "Const",
+                "input": [],
+                "output_desc": [_desc(init.name, init.data_type, list(init.dims))],
+            }
+        )
     for node in graph.node:
         op = {
             "name": node.name,

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import onnx_ir as ir
-
 from openatc.errors import OpenATCError
 from openatc.graph import count_nodes
 from openatc.types import STAGES, PassContext, PassSpec
@@ -62,7 +61,7 @@ def run_passes(model: ir.Model, specs: Iterable[PassSpec], ctx: PassContext) -> 
             result = pass_(model)
         except OpenATCError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any pass failure becomes E30001 naming the pass
+        except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise OpenATCError(
                 "E30001",
@@ -78,7 +77,11 @@ def run_passes(model: ir.Model, specs: Iterable[PassSpec], ctx: PassContext) -> 
         )
         logger.info(
             "pass %-34s %-12s nodes %5d -> %5d  %8.2f ms%s",
-            spec.name, spec.stage, record.nodes_before, record.nodes_after, seconds * 1e3,
+            spec.name,
+            spec.stage,
+            record.nodes_before,
+            record.nodes_after,
+            seconds * 1e3,
             "" if record.modified else "  (no change)",
         )
         report.append(record)

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import onnx_ir as ir
-
 from openatc import om
 from openatc.errors import OpenATCError
 from openatc.graph import count_nodes, intermediate_bytes, op_histogram, split_weights, value_spec
@@ -105,7 +104,7 @@ def _compile_gear(
         payload = backend.compile(model, CompileContext(options=options, gear=name))
     except OpenATCError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a backend failure becomes E40002
+    except Exception as exc:
         raise OpenATCError("E40002", f"backend '{backend.name}' failed to compile {name}: {exc}") from exc
     graph, weights = split_weights(model)
     info = {
@@ -161,8 +160,15 @@ def _assemble(
             if digest not in by_digest:
                 by_digest[digest] = f"w{len(arrays)}"
                 arrays.append(array)
-                entries.append({"id": by_digest[digest], "dtype": array.dtype.name, "shape": list(array.shape),
-                                "nbytes": int(array.nbytes), "sha256": digest})
+                entries.append(
+                    {
+                        "id": by_digest[digest],
+                        "dtype": array.dtype.name,
+                        "shape": list(array.shape),
+                        "nbytes": int(array.nbytes),
+                        "sha256": digest,
+                    }
+                )
             mapping[name] = by_digest[digest]
         gear.info["weights"] = mapping
         gear.info["graph_section"] = f"{gear.name}/graph"
@@ -180,10 +186,16 @@ def _assemble(
         "name": options.output.name,
         "producer": _versions(backend),
         "soc_version": options.soc_version,
-        "backend": {"name": backend.name, "plugin": pm.origin_of("openatc_backends", backend.name),
-                    "native_precision": backend.capabilities.native_precision},
-        "framework": {"id": options.framework, "name": FRAMEWORKS.get(options.framework or -1, "?"),
-                      "frontend": frontend.name},
+        "backend": {
+            "name": backend.name,
+            "plugin": pm.origin_of("openatc_backends", backend.name),
+            "native_precision": backend.capabilities.native_precision,
+        },
+        "framework": {
+            "id": options.framework,
+            "name": FRAMEWORKS.get(options.framework or -1, "?"),
+            "frontend": frontend.name,
+        },
         "source": {"file": options.model.name, "sha256": _file_sha256(options.model)},
         "build_flags": dict(options.flags),
         "inputs": [s.to_json() for s in inputs],

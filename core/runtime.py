@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from openatc.errors import OpenATCError
 from openatc.manager import OpenATCPluginManager, default_plugin_manager
 from openatc.om import OmFile
@@ -82,26 +81,22 @@ class Session:
             return self.backend.load(ctx)
         except OpenATCError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a backend failure becomes E40003
+        except Exception as exc:
             raise OpenATCError("E40003", f"backend '{self.backend.name}' cannot load {gear['name']}: {exc}") from exc
 
     # -- running -------------------------------------------------------------------------------
-    def run(
-        self, feeds: Mapping[str, np.ndarray], output_names: Sequence[str] | None = None
-    ) -> dict[str, np.ndarray]:
+    def run(self, feeds: Mapping[str, np.ndarray], output_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Runs the model; returns outputs by name, in the model's output order."""
         index = self._check_feeds(feeds)
         names = list(output_names) if output_names is not None else [o.name for o in self.outputs]
         unknown = [n for n in names if n not in {o.name for o in self.outputs}]
         if unknown:
-            raise OpenATCError(
-                "E40010", f"unknown output name(s) {unknown}; outputs: {[o.name for o in self.outputs]}"
-            )
+            raise OpenATCError("E40010", f"unknown output name(s) {unknown}; outputs: {[o.name for o in self.outputs]}")
         try:
             results = self._executors[index].run(feeds, names)
         except OpenATCError:
             raise
-        except Exception as exc:  # noqa: BLE001 - engine failures become E40011
+        except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise OpenATCError("E40011", f"running {self.path.name} failed: {first}") from exc
         return dict(zip(names, results, strict=True))
@@ -117,15 +112,11 @@ class Session:
                 parts.append(f"unknown input(s) {unknown}")
             if missing:
                 parts.append(f"missing input(s) {missing}")
-            raise OpenATCError(
-                "E40010", "; ".join(parts) + f"; the model's inputs: {self._describe_inputs()}"
-            )
+            raise OpenATCError("E40010", "; ".join(parts) + f"; the model's inputs: {self._describe_inputs()}")
         for spec in self.inputs:
             value = feeds[spec.name]
             if not isinstance(value, np.ndarray):
-                raise OpenATCError(
-                    "E40010", f"input '{spec.name}' must be a numpy array, got {type(value).__name__}"
-                )
+                raise OpenATCError("E40010", f"input '{spec.name}' must be a numpy array, got {type(value).__name__}")
             if spec.dtype != "unknown" and value.dtype != np.dtype(spec.dtype):
                 raise OpenATCError(
                     "E40010",

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import onnx_ir as ir
-
 from openatc.errors import OpenATCError
 from openatc.options import InputShape, OutputTypeRule
 
@@ -63,13 +62,10 @@ def check_static_inputs(model: ir.Model) -> None:
             continue
         dynamic = [i for i, d in enumerate(value.shape) if not isinstance(d, int)]
         if dynamic:
-            example = ",".join(
-                "1" if not isinstance(d, int) else str(d) for d in value.shape
-            )
+            example = ",".join("1" if not isinstance(d, int) else str(d) for d in value.shape)
             raise OpenATCError(
                 "E10054",
-                f"input '{value.name}' has dynamic dimensions {_shape_text(value.shape)}; --input_shape must "
-                "fix them",
+                f"input '{value.name}' has dynamic dimensions {_shape_text(value.shape)}; --input_shape must fix them",
                 hint=f'Add --input_shape="{value.name}:{example}" (with your sizes).',
             )
 

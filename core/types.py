@@ -16,7 +16,6 @@ import numpy as np
 if TYPE_CHECKING:
     import onnx_ir as ir
     import onnx_ir.passes
-
     from openatc.options import BuildOptions
 
 __all__ = [

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import onnx
 import onnx_ir as ir
 from google.protobuf.message import DecodeError
-
 from openatc.errors import OpenATCError
 
 if TYPE_CHECKING:
@@ -115,8 +114,7 @@ def _check_operators(path: Path, proto: onnx.ModelProto) -> None:
         )
         raise OpenATCError(
             "E20003",
-            f"'{path}' uses {sum(unknown.values())} node(s) of {len(unknown)} unsupported operator type(s): "
-            f"{listing}",
+            f"'{path}' uses {sum(unknown.values())} node(s) of {len(unknown)} unsupported operator type(s): {listing}",
         )
 
 
@@ -137,10 +135,14 @@ def _convert_opset(path: Path, proto: onnx.ModelProto) -> onnx.ModelProto:
         return proto
     try:
         converted = onnx.version_converter.convert_version(proto, INTERNAL_OPSET)
-    except Exception as exc:  # noqa: BLE001 - the converter raises many types; the model stays usable
+    except Exception as exc:
         logger.warning(
             "'%s': cannot convert opset %d to %d (%s); keeping opset %d",
-            path, version, INTERNAL_OPSET, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, version,
+            path,
+            version,
+            INTERNAL_OPSET,
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            version,
         )
         return proto
     logger.info("'%s': converted opset %d to %d", path, version, INTERNAL_OPSET)

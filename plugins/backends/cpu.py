@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import onnx
 import onnx_ir as ir
-
 from openatc.errors import OpenATCError
 from openatc.graph import point_stubs_at, stub_names
 from openatc.hookspecs import hookimpl
@@ -68,13 +67,12 @@ def _load(ctx: LoadContext) -> OrtExecutor:
             values.append(value)
             options.add_initializer(name, value)
     try:
-        session = ort.InferenceSession(
-            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
-    except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises several exception types
+        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise OpenATCError(
-            "E40003", f"ONNX Runtime cannot load gear '{ctx.gear}': {message}",
+            "E40003",
+            f"ONNX Runtime cannot load gear '{ctx.gear}': {message}",
             hint="Check the operator named in the message; --soc_version=reference may run it.",
         ) from None
     return OrtExecutor(session, (values, ctx.weights, options))

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import onnx
 import onnx_ir as ir
-
 from openatc.errors import OpenATCError
 from openatc.graph import stub_names
 from openatc.hookspecs import hookimpl
@@ -47,7 +46,7 @@ def _load(ctx: LoadContext) -> ReferenceExecutor:
     model.graph.initializer.extend(kept)
     try:
         evaluator = ReferenceEvaluator(model)
-    except Exception as exc:  # noqa: BLE001 - the evaluator raises many exception types
+    except Exception as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise OpenATCError("E40003", f"ReferenceEvaluator cannot load gear '{ctx.gear}': {message}") from None
     return ReferenceExecutor(evaluator, {n: ctx.weights[n] for n in names})

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import openatc
 import pytest
 from _models import mlp, ort_run
-
-import openatc
 from openatc import OpenATCError
 from openatc.om import OmFile
 
@@ -90,7 +89,11 @@ def test_out_nodes_cut_the_graph(model: Path, tmp_path: Path) -> None:
 
 def test_out_nodes_by_tensor_name_and_several(model: Path, tmp_path: Path) -> None:
     om = openatc.build(
-        model=model, framework=5, output=tmp_path / "m", soc_version="reference", input_shape="x:4,16",
+        model=model,
+        framework=5,
+        output=tmp_path / "m",
+        soc_version="reference",
+        input_shape="x:4,16",
         out_nodes="h1;y",
     )
     with openatc.Session(om) as sess:
@@ -114,8 +117,13 @@ def test_output_type_fp16_keeps_names(model: Path, tmp_path: Path, soc: str) -> 
 
 def test_per_output_type(model: Path, tmp_path: Path) -> None:
     om = openatc.build(
-        model=model, framework=5, output=tmp_path / "m", soc_version="cpu", input_shape="x:4,16",
-        out_nodes="relu1:0;fc2:0", output_type="fc2:0:INT32",
+        model=model,
+        framework=5,
+        output=tmp_path / "m",
+        soc_version="cpu",
+        input_shape="x:4,16",
+        out_nodes="relu1:0;fc2:0",
+        output_type="fc2:0:INT32",
     )
     with openatc.Session(om) as sess:
         assert [(o.name, o.dtype) for o in sess.outputs] == [("h2", "float32"), ("y", "int32")]
@@ -153,7 +161,8 @@ def test_failed_backend_load_leaves_no_file(model: Path, tmp_path: Path) -> None
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(OpenATCError) as err:
-        openatc.build(model=model, framework=5, output=out / "m", soc_version="BrokenNPU", input_shape="x:4,16",
-                      plugin_manager=pm)
+        openatc.build(
+            model=model, framework=5, output=out / "m", soc_version="BrokenNPU", input_shape="x:4,16", plugin_manager=pm
+        )
     assert err.value.code == "E40003"
     assert list(out.iterdir()) == []

@@ -8,9 +8,8 @@ import shlex
 from pathlib import Path
 
 import numpy as np
-import pytest
-
 import openatc
+import pytest
 from openatc.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,9 +42,7 @@ def test_readme_commands_build_and_run(encoder: Path, tmp_path: Path, capsys: py
     commands = _readme_commands()
     assert len(commands) == 2, commands
     build, run = commands
-    build = [
-        a.replace("examples/text_encoder.onnx", str(encoder)).replace("out/", f"{tmp_path}/") for a in build
-    ]
+    build = [a.replace("examples/text_encoder.onnx", str(encoder)).replace("out/", f"{tmp_path}/") for a in build]
     assert main(build) == 0
     om = tmp_path / "text_encoder_bs1_seq64.om"
     assert om.is_file()
@@ -70,7 +67,11 @@ def test_readme_commands_build_and_run(encoder: Path, tmp_path: Path, capsys: py
 @pytest.mark.parametrize("soc", ["cpu", "reference"])
 def test_fp32_encoder_matches_onnxruntime(encoder: Path, tmp_path: Path, soc: str) -> None:
     om = openatc.build(
-        model=encoder, framework=5, output=tmp_path / "enc", soc_version=soc, input_format="ND",
+        model=encoder,
+        framework=5,
+        output=tmp_path / "enc",
+        soc_version=soc,
+        input_format="ND",
         input_shape="input_ids:2,32",
     )
     ids = np.random.default_rng(1).integers(0, 4096, (2, 32)).astype(np.int64)
