@@ -191,3 +191,22 @@ class OpenATCError(Exception):
             f"        Possible Cause: {self.info.cause}\n"
             f"        Solution: {self.hint}"
         )
+
+
+def errors_markdown() -> str:
+    """docs/errors.md: the error catalogue."""
+    lines = [
+        "# openatc error codes",
+        "",
+        "Generated from `openatc/errors.py` (a test keeps this file in sync). Ranges: `E10xxx` flags and",
+        "input files, `E13xxx` paths, `E2xxxx` frontends, `E3xxxx` optimization, precision and quantization,",
+        "`E4xxxx` backends and runtime, `E5xxxx` the .om file, `E19999` internal errors. The command line",
+        "prints the failure line, then `CODE: [PID: n] time message`, the possible cause and the solution,",
+        "and exits with status 1 (2 for command-line syntax errors).",
+        "",
+        "| code | title | possible cause | solution |",
+        "|---|---|---|---|",
+    ]
+    for code, info in sorted(CATALOGUE.items()):
+        lines.append(f"| {code} | {info.title} | {info.cause} | {info.solution} |")
+    return "\n".join(lines) + "\n"

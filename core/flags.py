@@ -53,7 +53,7 @@ FLAGS: tuple[Flag, ...] = (
         "mode",
         "General",
         "done",
-        "Run mode: 0 build an .om (default), 1 .om to JSON, 3 pre-check, 6 show .om info.",
+        "Run mode: 0 build an .om (default), 1 .om to JSON; 3 (pre-check), 5, 6 (.om info) not supported yet.",
         metavar="INT",
     ),
     _f("raw_ge_options", "General", "noop", "Raw GE options (Ascend only)."),
@@ -159,3 +159,25 @@ FLAGS: tuple[Flag, ...] = (
 )
 
 FLAGS_BY_NAME: dict[str, Flag] = {f.name: f for f in FLAGS}
+
+
+_STATUS_TEXT = {"done": "supported", "todo": "not supported yet (E10055)", "noop": "accepted, no effect (warning)"}
+
+
+def flags_markdown() -> str:
+    """docs/flags.md: every recognised flag, its group and what openatc does with it."""
+    lines = [
+        "# ATC flags recognised by openatc",
+        "",
+        "Generated from `openatc/flags.py` (a test keeps this file in sync). Each flag is accepted as",
+        "`--flag=value`, `--flag value`, with dashes or underscores, and with one leading dash as ATC does.",
+        "A \"not supported yet\" flag fails with E10055 unless its value equals ATC's default, which is also",
+        "openatc's behaviour (listed as accepted values).",
+        "",
+        "| flag | group | status | accepted values | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for flag in FLAGS:
+        accept = ", ".join(f"`{a}`" for a in flag.accept)
+        lines.append(f"| `--{flag.name}` | {flag.panel} | {_STATUS_TEXT[flag.status]} | {accept} | {flag.help} |")
+    return "\n".join(lines) + "\n"

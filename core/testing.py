@@ -306,8 +306,11 @@ def _compare(a: np.ndarray, e: np.ndarray, rtol: float, atol: float, equal_nan: 
     finite_rel = ~close & np.isfinite(rel_err)
     max_rel = float(rel_err[finite_rel].max()) if finite_rel.any() else float("inf")
     index = tuple(int(i) for i in worst)
+    nonfinite = int((~close & ~np.isfinite(abs_err)).sum())
     return (
-        f"{int((~close).sum())} of {a.size} elements differ beyond atol={atol:g}, rtol={rtol:g}; "
+        f"{int((~close).sum())} of {a.size} elements differ beyond atol={atol:g}, rtol={rtol:g}"
+        + (f" ({nonfinite} of them NaN/inf mismatches)" if nonfinite else "")
+        + "; "
         f"max abs error {max_abs:.6g}, max rel error {max_rel:.6g}; "
         f"worst at index {index}: actual {a[worst].item()!r}, expected {e[worst].item()!r} "
         f"(dtypes {a.dtype}, {e.dtype})"
