@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import logging
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,8 @@ from openatc.types import (
 if TYPE_CHECKING:
     from openatc.manager import OpenATCPluginManager
     from openatc.runtime import Session
+
+logging.getLogger("openatc").addHandler(logging.NullHandler())  # a library logs; applications configure
 
 try:
     __version__ = version("openatc")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from openatc.errors import OpenATCError
 from openatc.types import TensorSpec
 

@@ -171,7 +171,7 @@ def flags_markdown() -> str:
         "",
         "Generated from `openatc/flags.py` (a test keeps this file in sync). Each flag is accepted as",
         "`--flag=value`, `--flag value`, with dashes or underscores, and with one leading dash as ATC does.",
-        "A \"not supported yet\" flag fails with E10055 unless its value equals ATC's default, which is also",
+        'A "not supported yet" flag fails with E10055 unless its value equals ATC\'s default, which is also',
         "openatc's behaviour (listed as accepted values).",
         "",
         "| flag | group | status | accepted values | meaning |",

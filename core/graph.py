@@ -7,6 +7,7 @@ from collections import Counter
 import numpy as np
 import onnx
 import onnx_ir as ir
+
 from openatc.types import TensorSpec
 
 __all__ = [

@@ -29,6 +29,7 @@ import pluggy
 
 if TYPE_CHECKING:
     import typer
+
     from openatc.types import AippFormat, Backend, Frontend, PassSpec, Quantizer
 
 PROJECT = "openatc"

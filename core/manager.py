@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pluggy
+
 from openatc import hookspecs
 from openatc.errors import OpenATCError
 from openatc.types import AippFormat, Backend, Frontend, PassSpec, Quantizer

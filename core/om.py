@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+
 from openatc.errors import OpenATCError
 
 __all__ = ["ALIGN", "FORMAT_VERSION", "MAGIC", "OmFile", "Section", "write_om"]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+
 from openatc.errors import OpenATCError
 from openatc.om import OmFile
 

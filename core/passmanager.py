@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import onnx_ir as ir
+
 from openatc.errors import OpenATCError
 from openatc.graph import count_nodes
 from openatc.types import STAGES, PassContext, PassSpec

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import onnx_ir as ir
+
 from openatc import om
 from openatc.errors import OpenATCError
 from openatc.graph import count_nodes, intermediate_bytes, op_histogram, split_weights, value_spec

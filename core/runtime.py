@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from openatc.errors import OpenATCError
 from openatc.manager import OpenATCPluginManager, default_plugin_manager
 from openatc.om import OmFile
@@ -55,14 +56,16 @@ class Session:
             self.outputs = [TensorSpec.from_json(t) for t in self.manifest["outputs"]]
             gears = self.manifest["gears"]
             share = len(gears) > 1 if share_weights is None else share_weights
-            self._executors = [self._load_gear(g, share, backend_options or {}) for g in gears]
+            weights = self._om.weights()  # one set of views, shared by every gear
+            self._executors = [self._load_gear(g, weights, share, backend_options or {}) for g in gears]
             self._gears = gears
         except BaseException:
             self._om.close()
             raise
 
-    def _load_gear(self, gear: Mapping[str, Any], share: bool, options: Mapping[str, Any]) -> Executor:
-        weights = self._om.weights()
+    def _load_gear(
+        self, gear: Mapping[str, Any], weights: Mapping[str, np.ndarray], share: bool, options: Mapping[str, Any]
+    ) -> Executor:
         entries = {e["id"]: e for e in self.manifest["weights"]["entries"]}
         base = self._om.sections["weights"].offset if entries else 0
         names = gear.get("weights", {})
@@ -113,22 +116,22 @@ class Session:
             if missing:
                 parts.append(f"missing input(s) {missing}")
             raise OpenATCError("E40010", "; ".join(parts) + f"; the model's inputs: {self._describe_inputs()}")
-        for spec in self.inputs:
+        tensors = [s for s in self.inputs if s.is_tensor]  # sequences/optionals go to the backend as given
+        for spec in tensors:
             value = feeds[spec.name]
             if not isinstance(value, np.ndarray):
                 raise OpenATCError("E40010", f"input '{spec.name}' must be a numpy array, got {type(value).__name__}")
-            if spec.dtype != "unknown" and value.dtype != np.dtype(spec.dtype):
+            if value.dtype != np.dtype(spec.dtype):
                 raise OpenATCError(
                     "E40010",
                     f"input '{spec.name}' expects dtype {spec.dtype}, got {value.dtype}",
                     hint=f"Convert it first, e.g. array.astype(np.{spec.dtype}).",
                 )
+        names = {s.name for s in tensors}
         for index, gear in enumerate(self._gears):
-            if all(_fits(feeds[t["name"]].shape, t["shape"]) for t in gear["inputs"] if t["name"] in feeds):
+            if all(_fits(feeds[t["name"]].shape, t["shape"]) for t in gear["inputs"] if t["name"] in names):
                 return index
-        wrong = next(
-            (s.name, feeds[s.name].shape, s.shape) for s in self.inputs if not _fits(feeds[s.name].shape, s.shape)
-        )
+        wrong = next((s.name, feeds[s.name].shape, s.shape) for s in tensors if not _fits(feeds[s.name].shape, s.shape))
         raise OpenATCError(
             "E40010",
             f"input '{wrong[0]}' has shape {tuple(wrong[1])}, the model expects {_shape_text(wrong[2])}",

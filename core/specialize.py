@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import onnx_ir as ir
+
 from openatc.errors import OpenATCError
 from openatc.options import InputShape, OutputTypeRule
 

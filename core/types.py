@@ -16,6 +16,7 @@ import numpy as np
 if TYPE_CHECKING:
     import onnx_ir as ir
     import onnx_ir.passes
+
     from openatc.options import BuildOptions
 
 __all__ = [
@@ -54,6 +55,15 @@ class TensorSpec:
     @property
     def numpy_dtype(self) -> np.dtype:
         return np.dtype(self.dtype)
+
+    @property
+    def is_tensor(self) -> bool:
+        """False for sequence, optional and map values (and tensors of unknown type)."""
+        try:
+            np.dtype(self.dtype)
+        except TypeError:
+            return False
+        return True
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "format": self.format}

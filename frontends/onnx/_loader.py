@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import onnx
 import onnx_ir as ir
 from google.protobuf.message import DecodeError
+
 from openatc.errors import OpenATCError
 
 if TYPE_CHECKING:
@@ -145,5 +146,22 @@ def _convert_opset(path: Path, proto: onnx.ModelProto) -> onnx.ModelProto:
             version,
         )
         return proto
+    if _signature(converted) != _signature(proto):
+        logger.warning(
+            "'%s': converting opset %d to %d changes the model's inputs or outputs; keeping opset %d",
+            path,
+            version,
+            INTERNAL_OPSET,
+            version,
+        )
+        return proto
     logger.info("'%s': converted opset %d to %d", path, version, INTERNAL_OPSET)
     return converted
+
+
+def _signature(proto: onnx.ModelProto) -> list[str]:
+    """Names and types of the graph's inputs and outputs: a conversion must not change them."""
+    return [
+        str(v.name) + ":" + v.type.SerializeToString(deterministic=True).hex()
+        for v in [*proto.graph.input, *proto.graph.output]
+    ]

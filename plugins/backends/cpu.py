@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import onnx
 import onnx_ir as ir
+
 from openatc.errors import OpenATCError
 from openatc.graph import point_stubs_at, stub_names
 from openatc.hookspecs import hookimpl

@@ -9,21 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import onnx_ir.passes.common as common
-from onnxscript.optimizer import constant_folding
+
 from openatc.hookspecs import hookimpl
-from openatc.types import PassContext, PassSpec
+from openatc.types import PassSpec
 
-#: Constant folding never creates constants larger than this (bytes): folding a broadcast or a
-#: large Tile would bloat the .om for no run-time gain.
-FOLD_OUTPUT_LIMIT = 1 << 20
-#: Nodes with an input larger than this (elements) are not folded (Shape/Size always are).
-FOLD_INPUT_LIMIT = 1 << 16
-
-
-def _fold(ctx: PassContext) -> constant_folding.FoldConstantsPass:
-    return constant_folding.FoldConstantsPass(
-        shape_inference=True, input_size_limit=FOLD_INPUT_LIMIT, output_size_limit=FOLD_OUTPUT_LIMIT
-    )
+from .fold_constants import FoldConstantsPass
+from .remove_identity import RemoveIdentityPass
 
 
 @hookimpl
@@ -47,14 +38,14 @@ def openatc_passes() -> Iterator[PassSpec]:
     yield PassSpec(
         "identity_elimination",
         "canonicalize",
-        lambda ctx: common.IdentityEliminationPass(),
+        lambda ctx: RemoveIdentityPass(),
         order=50,
         description="Removes Identity nodes.",
     )
     yield PassSpec(
         "constant_folding",
         "fold",
-        _fold,
+        lambda ctx: FoldConstantsPass(),
         order=10,
         description="Evaluates nodes whose inputs are constant, shape subgraphs included (size-limited).",
     )

@@ -80,9 +80,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         k = sum(engine.get(c) == "pass" for c in cases)
         lines.append(f"conformance {backend}: {n_pass} passed of {len(cases)} (engine alone: {k})")
         detail = ", ".join(
-            f"{counts[o]} {o}"
-            for o in ("passed", "xpassed", "xfailed", "failed", "error", "skipped")
-            if counts[o]
+            f"{counts[o]} {o}" for o in ("passed", "xpassed", "xfailed", "failed", "error", "skipped") if counts[o]
         )
         lines.append(f"    {detail}")
     if lines:

@@ -56,6 +56,23 @@ def _outputs_in_graph_order(case: NodeCase, outs: dict[str, Any]) -> list[Any]:
     return [outs[n] for n in case.output_names]
 
 
+def _input_shape(case: NodeCase) -> str:
+    """--input_shape for tensor inputs with dynamic dims, from the case's data (as a user would give)."""
+    inputs, _ = case.data_sets[0]
+    feeds = case.feeds(inputs)
+    entries = []
+    for value in case.model.graph.input:
+        if not value.type.HasField("tensor_type") or not value.type.tensor_type.HasField("shape"):
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if all(d.HasField("dim_value") for d in dims) or value.name not in feeds:
+            continue
+        data = np.asarray(feeds[value.name])
+        if data.ndim == len(dims) and data.ndim > 0 and all(n > 0 for n in data.shape):
+            entries.append(f"{value.name}:{','.join(str(n) for n in data.shape)}")
+    return ";".join(entries)
+
+
 @pytest.mark.parametrize(("backend", "case_name"), _params())
 def test_node(backend: str, case_name: str, tmp_path: Path) -> None:
     import openatc
@@ -70,6 +87,7 @@ def test_node(backend: str, case_name: str, tmp_path: Path) -> None:
         output=str(tmp_path / "m"),
         soc_version=backend,
         log="null",
+        input_shape=_input_shape(case),
     )
     sess = openatc.Session(om)
     for inputs, expected in case.data_sets:

@@ -1,0 +1,52 @@
+"""Constant folding: onnxscript's folder, with a size limit and a guard for ops it mishandles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import onnx_ir as ir
+from onnxscript.optimizer import constant_folding
+
+#: Folding never creates constants larger than this (bytes): folding a broadcast or a large Tile
+#: would bloat the .om for no run-time gain.
+FOLD_OUTPUT_LIMIT = 1 << 20
+#: Nodes with an input larger than this (elements) are not folded (Shape/Size always are).
+FOLD_INPUT_LIMIT = 1 << 16
+#: Sequence ops: onnxscript's SplitToSequence rewrite fails on some valid models, and folding
+#: sequences gains nothing at run time.
+_SEQUENCE_OPS = frozenset(
+    {
+        "SplitToSequence",
+        "SequenceConstruct",
+        "SequenceInsert",
+        "SequenceAt",
+        "SequenceErase",
+        "SequenceEmpty",
+        "SequenceLength",
+        "ConcatFromSequence",
+        "SequenceMap",
+    }
+)
+
+
+def _skip(node: ir.Node) -> bool:
+    """Nodes the folder must leave exactly as they are."""
+    if node.domain not in ("", "ai.onnx"):
+        return False
+    if node.op_type in _SEQUENCE_OPS:
+        return True
+    # onnxscript rewrites CastLike into Cast and drops saturate=0 on the way.
+    saturate = node.attributes.get("saturate")
+    return node.op_type in ("Cast", "CastLike") and saturate is not None and saturate.as_int() == 0
+
+
+class FoldConstantsPass(constant_folding.FoldConstantsPass):
+    """Evaluates nodes whose inputs are all constant (shape subgraphs included), size-limited."""
+
+    def __init__(self, *, output_limit: int = FOLD_OUTPUT_LIMIT, input_limit: int = FOLD_INPUT_LIMIT) -> None:
+        super().__init__(shape_inference=True, input_size_limit=input_limit, output_size_limit=output_limit)
+
+    def process_node(self, node: ir.Node, is_function: bool) -> Any:
+        if _skip(node):
+            return None
+        return super().process_node(node, is_function)
