@@ -399,17 +399,29 @@ def bench_model(spec: ModelSpec, args: argparse.Namespace, cache: Path) -> dict[
         rec["max_abs_diff"] = max(diffs.values()) if diffs else 0.0
         rec["max_abs_ref"] = max(float(np.abs(v).max()) if v.size else 0.0 for v in ref_out.values())
 
+        engines: list[Callable[[], object]] = [run_ref, run_om]
+        if args.control:
+            # A/A control: a second, identical reference session; its ratio to the first one is
+            # the noise floor of the om/reference ratios.
+            ref2 = ort_session(onnx_path, args.threads)
+            engines.append(lambda: ref2.run(out_names, feeds))
         try:
-            ref_ms, om_ms = interleaved([run_ref, run_om], args.runs, args.warmup)
+            timings = interleaved(engines, args.runs, args.warmup)
         except Exception as exc:
             rec.update(status="failed", error=error_record("timing", exc))
             return rec
+        ref_ms, om_ms = timings[0], timings[1]
         rec["reference"] = stats(ref_ms)
         rec["om"] = stats(om_ms)
         rec["ratio_median"] = rec["om"]["median_ms"] / rec["reference"]["median_ms"]
         rec["ratio_p99"] = rec["om"]["p99_ms"] / rec["reference"]["p99_ms"]
+        if args.control:
+            rec["control"] = stats(timings[2])
+            rec["control_ratio_median"] = rec["control"]["median_ms"] / rec["reference"]["median_ms"]
+            rec["control_ratio_p99"] = rec["control"]["p99_ms"] / rec["reference"]["p99_ms"]
         if args.keep_samples:
-            rec["samples_ms"] = {"reference": ref_ms.tolist(), "om": om_ms.tolist()}
+            names = ("reference", "om", "control")
+            rec["samples_ms"] = {n: t.tolist() for n, t in zip(names, timings, strict=False)}
         return rec
     finally:
         sess.close()
@@ -467,9 +479,8 @@ def table_rows(results: Sequence[Mapping[str, Any]]) -> list[tuple[str, ...]]:
 
 def format_table(results: Sequence[Mapping[str, Any]]) -> str:
     rows = [COLUMNS, *table_rows(results)]
-    widths = [
-        max(len(row[i]) for row in rows if not row[i].startswith("FAILED")) for i in range(len(COLUMNS))
-    ]
+    n_cols = len(COLUMNS)
+    widths = [max(len(row[i]) for row in rows if not row[i].startswith("FAILED")) for i in range(n_cols)]
     lines = []
     for k, row in enumerate(rows):
         cells = []
@@ -481,13 +492,15 @@ def format_table(results: Sequence[Mapping[str, Any]]) -> str:
         lines.append("  ".join(cells).rstrip())
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
+    controls = [r for r in results if "control_ratio_median" in r]
+    if controls:
+        lines.append("\nA/A control (2nd identical ORT session / 1st; 1.000 = no noise), median and p99 ratio:")
+        lines.extend(f"  {r['model']}: {r['control_ratio_median']:.3f}  {r['control_ratio_p99']:.3f}" for r in controls)
     errors = [r for r in results if r["status"] != "ok"]
     for r in errors:
         e = r["error"]
-        lines.append(
-            f"\n{r['model']}: {e['stage']} failed: "
-            f"{e['code'] + ': ' if e['code'] else e['type'] + ': '}{e['message']}"
-        )
+        kind = e["code"] or e["type"]
+        lines.append(f"\n{r['model']}: {e['stage']} failed: {kind}: {e['message']}")
     return "\n".join(lines)
 
 
@@ -497,6 +510,32 @@ def _loadavg() -> float | None:
         return os.getloadavg()[0]
     except OSError:
         return None
+
+
+def warm_up_compiler() -> float | None:
+    """Builds a one-node model once so that the first timed compile excludes one-off imports."""
+    import tempfile
+
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "warmup", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    with tempfile.TemporaryDirectory(prefix="bench_latency_") as tmp:
+        path = Path(tmp) / "warmup.onnx"
+        onnx.save(model, str(path))
+        t0 = time.perf_counter()
+        try:
+            om_path = openatc.build(
+                model=str(path), framework=5, output=str(Path(tmp) / "warmup"), soc_version="cpu", log="null"
+            )
+            openatc.Session(om_path).close()
+        except Exception as exc:
+            print(f"warning: compiler warm-up failed: {exc}", file=sys.stderr)
+            return None
+        return time.perf_counter() - t0
 
 
 def machine_info(args: argparse.Namespace) -> dict[str, Any]:
@@ -527,8 +566,9 @@ def machine_info(args: argparse.Namespace) -> dict[str, Any]:
             "warmup": args.warmup,
             "threads": args.threads,
             "seed": args.seed,
+            "control": args.control,
             "quick": args.quick,
-            "order": "interleaved per run: reference, om, reference, om, ...",
+            "order": "interleaved per run: reference, om[, control], reference, om[, control], ...",
         },
     }
 
@@ -559,6 +599,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=CACHE_DIR,
         help=f"models, wheels and .om files (default {CACHE_DIR.relative_to(REPO)})",
     )
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="also time a 2nd identical ORT session (A/A control) to show the noise floor of the ratios",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     parser.add_argument("--keep-samples", action="store_true", help="store every latency in the JSON")
     args = parser.parse_args(argv)
@@ -582,6 +627,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({info['cpu_model']}); runs={args.runs} warmup={args.warmup} threads={args.threads or 'default'}",
         flush=True,
     )
+    info["compiler_warmup_s"] = warm_up_compiler()
     results = []
     for spec in args.selected:
         print(f"  {spec.name} [{spec.input_shape}] ...", end=" ", flush=True)
@@ -594,6 +640,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{status} in {time.perf_counter() - t0:.1f}s", flush=True)
     print()
     print(format_table(results))
+    loads = [r["loadavg_1min"] for r in results]
+    if loads and loads[0]["before"] is not None:
+        print(
+            f"\n1-min load average: {loads[0]['before']:.2f} at start, {loads[-1]['after']:.2f} at end "
+            f"({info['cpu_count']} CPUs; load above the CPU count means other processes skewed the timings)"
+        )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"machine": info, "results": results}, indent=2) + "\n")
     print(f"\nwrote {args.output}")

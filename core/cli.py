@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -33,6 +34,18 @@ SUCCESS = "openatc run success, welcome to the next use."
 FAILURE = "openatc run failed, Please check the detail log, Try 'openatc --help' for more information"
 EXIT_FAILURE = 1
 
+
+def _help_width() -> None:
+    """Help honours TERMINAL_WIDTH; piped help (no terminal) is 160 columns so no flag name is cut off."""
+    import typer.rich_utils
+
+    width = os.environ.get("TERMINAL_WIDTH", "")
+    if width.isdigit():
+        typer.rich_utils.MAX_WIDTH = int(width)
+    elif not sys.stdout.isatty():
+        typer.rich_utils.MAX_WIDTH = 160
+
+
 app = typer.Typer(
     name="openatc",
     help="openatc: compile ONNX (and, with plugins, Caffe/TensorFlow) models into an optimized offline "
@@ -41,7 +54,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+    rich_markup_mode="rich",
 )
 
 
@@ -75,7 +88,7 @@ def _flag_parameter(name: str) -> inspect.Parameter:
         decls.append(f"--{name.replace('_', '-')}")
     option = typer.Option(
         *decls,
-        help=flag.help + ("" if flag.status == "done" else f" [{_STATUS_NOTE[flag.status]}]"),
+        help=flag.help + ("" if flag.status == "done" else f" ({_STATUS_NOTE[flag.status]})"),
         rich_help_panel=flag.panel,
         metavar=flag.metavar,
         show_default=False,
@@ -226,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns (and exits with) the process status."""
     args = normalize_argv(list(sys.argv[1:] if argv is None else argv))
     try:
+        _help_width()
         _register_plugin_commands()
         app(args=args, prog_name="openatc", standalone_mode=False)
     except OpenATCError as exc:
@@ -246,9 +260,9 @@ def main(argv: list[str] | None = None) -> int:
             message = "Non-option parameter: " + message.split("'")[1] if "'" in message else message
         typer.echo(f"ERROR: {message}", err=True)
         return _exit(2, argv)
-    except click_exceptions.Exit as exc:
+    except typer.Exit as exc:
         return _exit(exc.exit_code, argv)
-    except click_exceptions.Abort:
+    except typer.Abort:
         typer.echo("Aborted.", err=True)
         return _exit(130, argv)
     except Exception as exc:

@@ -153,6 +153,11 @@ CATALOGUE: dict[str, ErrorInfo] = {
         "The .om file could not be written.",
         "Check free disk space and permissions of the output directory.",
     ),
+    "E19001": ErrorInfo(
+        "Plugin_Conflict",
+        "Two installed plugins contribute the same name.",
+        "Uninstall one of them or block it with OPENATC_BLOCK_PLUGINS.",
+    ),
     "E19999": ErrorInfo(
         "Inner_Error",
         "An internal error occurred.",

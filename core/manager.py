@@ -118,7 +118,7 @@ class OpenATCPluginManager(pluggy.PluginManager):
                 for k in key(record):
                     if k in seen:
                         raise OpenATCError(
-                            "E19999",
+                            "E19001",
                             f"two plugins contribute the {kind} '{k}': '{seen[k][1]}' and '{impl.plugin_name}'",
                             hint="Uninstall one of them or block it with OPENATC_BLOCK_PLUGINS.",
                         )
@@ -126,6 +126,7 @@ class OpenATCPluginManager(pluggy.PluginManager):
         result = {k: v[0] for k, v in seen.items()}
         self._cache[cache_key] = result
         self._origin_of.update({(hook_name, k): v[1] for k, v in seen.items()})
+        self._origin_of.update({(hook_name, getattr(v[0], "name", k)): v[1] for k, v in seen.items()})
         return result
 
     def origin_of(self, hook_name: str, key: str) -> str:

@@ -141,10 +141,10 @@ class OmFile:
             raise OpenATCError("E10410", f"cannot open .om file '{self.path}': {exc.strerror}") from None
         try:
             size = os.fstat(self._file.fileno()).st_size
+            if self._file.read(len(MAGIC)) != MAGIC:
+                raise OpenATCError("E50001", f"'{self.path}' is not an openatc .om file (bad magic bytes)")
             if size < HEADER_SIZE:
-                raise OpenATCError(
-                    "E50001" if size < 8 else "E50002", f"'{self.path}' is too short to be an .om file ({size} B)"
-                )
+                raise OpenATCError("E50002", f"'{self.path}' is truncated: {size} B, shorter than the header")
             self._mm = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
             self.sections = self._read_header(size, verify)
             self.manifest: dict[str, Any] = json.loads(bytes(self.section("manifest")))

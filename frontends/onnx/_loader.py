@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 import onnx
 import onnx_ir as ir
-from google.protobuf.message import DecodeError
 
 from openatc.errors import OpenATCError
 
@@ -58,7 +57,7 @@ def _parse(path: Path) -> onnx.ModelProto:
     wrong = _OTHER_FRAMEWORKS.get(path.suffix.lower())
     try:
         proto = onnx.load_model(str(path), load_external_data=False)
-    except (DecodeError, RuntimeError, ValueError, UnicodeDecodeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - binary, text and JSON parsers raise different errors
         raise OpenATCError("E20001" if not wrong else "E20002", _describe(path, data_head, wrong, exc)) from None
     if not proto.HasField("graph") or not proto.ir_version:
         raise OpenATCError("E20001" if not wrong else "E20002", _describe(path, data_head, wrong, None))

@@ -14,6 +14,7 @@ from openatc.hookspecs import hookimpl
 from openatc.types import PassSpec
 
 from .fold_constants import FoldConstantsPass
+from .infer_shapes import InferShapesPass
 from .remove_identity import RemoveIdentityPass
 
 
@@ -30,7 +31,7 @@ def openatc_passes() -> Iterator[PassSpec]:
     yield PassSpec(
         "shape_inference",
         "canonicalize",
-        lambda ctx: common.ShapeInferencePass(),
+        lambda ctx: InferShapesPass(),
         switchable=False,
         order=90,
         description="ONNX shape and type inference (model unchanged on failure).",

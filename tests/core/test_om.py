@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from openatc import OpenATCError
 from openatc.om import ALIGN, HEADER_SIZE, OmFile, write_om
 

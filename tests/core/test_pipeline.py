@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import openatc
 import pytest
 from _models import mlp, ort_run
+
+import openatc
 from openatc import OpenATCError
 from openatc.om import OmFile
 

@@ -8,8 +8,9 @@ import shlex
 from pathlib import Path
 
 import numpy as np
-import openatc
 import pytest
+
+import openatc
 from openatc.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]

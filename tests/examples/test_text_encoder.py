@@ -78,9 +78,7 @@ def reference_encoder(ids: np.ndarray, w: dict[str, np.ndarray], nhead: int = 8)
 
 
 @pytest.mark.parametrize("shape", [(1, 64), (2, 128)])
-def test_onnxruntime_matches_numpy_reference(
-    script: ModuleType, model_path: Path, shape: tuple[int, int]
-) -> None:
+def test_onnxruntime_matches_numpy_reference(script: ModuleType, model_path: Path, shape: tuple[int, int]) -> None:
     weights = script.build_weights(script.SEED)
     ids = np.random.default_rng(1234).integers(0, script.VOCAB_SIZE, size=shape, dtype=np.int64)
 

@@ -71,7 +71,7 @@ def _load(ctx: openatc.LoadContext) -> EchoExecutor:
         raise openatc.OpenATCError(
             "E40003", f"gear '{ctx.gear}' has no echo payload (was it compiled for another backend?)"
         )
-    summary = json.loads(payload[len(PAYLOAD_MAGIC):])
+    summary = json.loads(payload[len(PAYLOAD_MAGIC) :])
     model = onnx.ModelProto.FromString(ctx.graph)
     stubbed = [init for init in model.graph.initializer if init.name in ctx.weights]
     kept = [init for init in model.graph.initializer if init.name not in ctx.weights]
@@ -100,9 +100,12 @@ def openatc_register_commands(app: typer.Typer) -> None:
     import typer
 
     @app.command("echo-info")
-    def echo_info() -> None:
+    def echo_info(
+        fail: bool = typer.Option(False, "--fail", help="Raise an unexpected error (tests the host's report)."),
+    ) -> None:
         """Show what the echo backend serves."""
+        if fail:
+            raise RuntimeError("echo-info was asked to fail")
         typer.echo(
-            f"{DISTRIBUTION} {_version()}: backend '{BACKEND_NAME}' serves --soc_version="
-            + ",".join(SOC_VERSIONS)
+            f"{DISTRIBUTION} {_version()}: backend '{BACKEND_NAME}' serves --soc_version=" + ",".join(SOC_VERSIONS)
         )
