@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
+
 import openatc
 
 HERE = Path(__file__).resolve().parent
@@ -326,7 +327,7 @@ def bench_model(spec: ModelSpec, args: argparse.Namespace, cache: Path) -> dict[
     }
     try:
         onnx_path, origin = model_path(spec, cache)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - record the failure, go on with the next model
         rec.update(status="failed", error=error_record("fetch", exc))
         return rec
     rec["source"] = origin
@@ -348,7 +349,7 @@ def bench_model(spec: ModelSpec, args: argparse.Namespace, cache: Path) -> dict[
             input_shape=spec.input_shape,
             log="null",
         )
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - record the failure, go on with the next model
         rec["compile_s"] = time.perf_counter() - t0
         rec.update(status="failed", error=error_record("compile", exc))
         return rec
@@ -360,12 +361,12 @@ def bench_model(spec: ModelSpec, args: argparse.Namespace, cache: Path) -> dict[
     backend_options = {"intra_op_num_threads": args.threads} if args.threads > 0 else None
     try:
         ref = ort_session(onnx_path, args.threads)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - record the failure, go on with the next model
         rec.update(status="failed", error=error_record("load-reference", exc))
         return rec
     try:
         sess = openatc.Session(om_path, backend_options=backend_options)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - record the failure, go on with the next model
         rec.update(status="failed", error=error_record("load-om", exc))
         return rec
     try:
@@ -386,12 +387,12 @@ def bench_model(spec: ModelSpec, args: argparse.Namespace, cache: Path) -> dict[
         # Sanity check (also the first warm-up call of each engine).
         try:
             ref_out = dict(zip(out_names, run_ref(), strict=True))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - record the failure, go on with the next model
             rec.update(status="failed", error=error_record("run-reference", exc))
             return rec
         try:
             om_out = run_om()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - record the failure, go on with the next model
             rec.update(status="failed", error=error_record("run-om", exc))
             return rec
         diffs = max_abs_diff(ref_out, om_out)
@@ -407,7 +408,7 @@ def bench_model(spec: ModelSpec, args: argparse.Namespace, cache: Path) -> dict[
             engines.append(lambda: ref2.run(out_names, feeds))
         try:
             timings = interleaved(engines, args.runs, args.warmup)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - record the failure, go on with the next model
             rec.update(status="failed", error=error_record("timing", exc))
             return rec
         ref_ms, om_ms = timings[0], timings[1]
@@ -532,7 +533,7 @@ def warm_up_compiler() -> float | None:
                 model=str(path), framework=5, output=str(Path(tmp) / "warmup"), soc_version="cpu", log="null"
             )
             openatc.Session(om_path).close()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the warm-up is optional
             print(f"warning: compiler warm-up failed: {exc}", file=sys.stderr)
             return None
         return time.perf_counter() - t0

@@ -75,7 +75,7 @@ def split_weights(model: ir.Model, min_bytes: int = WEIGHT_MIN_BYTES) -> tuple[b
             continue
         try:
             array = tensor.numpy()
-        except Exception:
+        except Exception:  # noqa: BLE001 - packed sub-byte types etc. stay inline
             continue
         if array.dtype.itemsize * array.size != tensor.nbytes:
             continue  # packed 4-bit/2-bit data: keep inline

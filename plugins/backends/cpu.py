@@ -69,7 +69,7 @@ def _load(ctx: LoadContext) -> OrtExecutor:
             options.add_initializer(name, value)
     try:
         session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises several exception types
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise OpenATCError(
             "E40003",

@@ -47,7 +47,7 @@ def _load(ctx: LoadContext) -> ReferenceExecutor:
     model.graph.initializer.extend(kept)
     try:
         evaluator = ReferenceEvaluator(model)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the evaluator raises many exception types
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise OpenATCError("E40003", f"ReferenceEvaluator cannot load gear '{ctx.gear}': {message}") from None
     return ReferenceExecutor(evaluator, {n: ctx.weights[n] for n in names})
