@@ -8,14 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import onnx_ir as ir
 import onnx_ir.passes.common as common
 
 from openatc.hookspecs import hookimpl
-from openatc.types import PassSpec
+from openatc.types import PassContext, PassSpec
 
-from .fold_constants import FoldConstantsPass
 from .infer_shapes import InferShapesPass
 from .remove_identity import RemoveIdentityPass
+
+
+def _fold_constants(ctx: PassContext) -> ir.passes.PassBase:
+    from .fold_constants import FoldConstantsPass  # onnxscript is heavy: imported when a build runs
+
+    return FoldConstantsPass()
 
 
 @hookimpl
@@ -46,7 +52,7 @@ def openatc_passes() -> Iterator[PassSpec]:
     yield PassSpec(
         "constant_folding",
         "fold",
-        lambda ctx: FoldConstantsPass(),
+        _fold_constants,
         order=10,
         description="Evaluates nodes whose inputs are constant, shape subgraphs included (size-limited).",
     )
