@@ -42,7 +42,7 @@ def apply_input_shapes(model: ir.Model, shapes: Sequence[InputShape]) -> None:
             )
         if old is not None:
             for axis, (have, want) in enumerate(zip(old, entry.dims, strict=True)):
-                if isinstance(have, int) and have != want:
+                if isinstance(have, int) and have >= 0 and have != want:  # -1: old exporters' "dynamic"
                     raise OpenATCError(
                         "E10002",
                         f"--input_shape sets dim {axis} of input '{entry.name}' to {want}, but the model "
@@ -61,9 +61,9 @@ def check_static_inputs(model: ir.Model) -> None:
     for value in model.graph.inputs:
         if not isinstance(value.type, ir.TensorType) or value.shape is None:
             continue
-        dynamic = [i for i, d in enumerate(value.shape) if not isinstance(d, int)]
+        dynamic = [i for i, d in enumerate(value.shape) if not isinstance(d, int) or d < 0]
         if dynamic:
-            example = ",".join("1" if not isinstance(d, int) else str(d) for d in value.shape)
+            example = ",".join("1" if not isinstance(d, int) or d < 0 else str(d) for d in value.shape)
             raise OpenATCError(
                 "E10054",
                 f"input '{value.name}' has dynamic dimensions {_shape_text(value.shape)}; --input_shape must fix them",
