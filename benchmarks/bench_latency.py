@@ -539,6 +539,23 @@ def warm_up_compiler() -> float | None:
         return time.perf_counter() - t0
 
 
+def _git_state() -> dict[str, Any] | None:
+    """Commit of the openatc checkout and whether its sources differ from it (None outside git)."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "core", "frontends", "plugins"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return {"commit": head, "sources_modified": bool(dirty)}
+
+
 def machine_info(args: argparse.Namespace) -> dict[str, Any]:
     cpu_model = platform.processor() or ""
     try:
@@ -561,6 +578,7 @@ def machine_info(args: argparse.Namespace) -> dict[str, Any]:
         "onnx": onnx.__version__,
         "numpy": np.__version__,
         "openatc": openatc.__version__,
+        "openatc_git": _git_state(),
         "wheels": dict(WHEELS),
         "settings": {
             "runs": args.runs,
