@@ -162,6 +162,59 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
+@app.command("compare")
+def compare_command(
+    golden: Annotated[Path, typer.Option("--golden", "-gm", help="The source model (.onnx, or .pb/.prototxt).")],
+    om: Annotated[Path, typer.Option("--om", help="The .om built from it.")],
+    framework: Annotated[int, typer.Option("--framework", help="Framework of --golden (ATC ids).")] = 5,
+    weight: Annotated[Path | None, typer.Option("--weight", "-w", help="Caffe weights of --golden.")] = None,
+    input: Annotated[
+        str | None, typer.Option("--input", "-i", help="Comma-separated .npy/.bin files, one per input.")
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory for compare.csv/.json.")] = Path(
+        "compare_result"
+    ),
+    threshold: Annotated[float, typer.Option("--threshold", help="Cosine similarity counted as a match.")] = 0.99,
+    locate: Annotated[bool, typer.Option("--locate", help="Print the first tensor below --threshold.")] = True,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of generated inputs.")] = 0,
+    log: Annotated[str, typer.Option("--log", help="debug, info, warning, error, null.")] = "warning",
+) -> None:
+    """Compare every tensor of an .om with the source model's (cosine, errors); find the first divergence."""
+    from openatc.bench import generate_input, load_inputs
+    from openatc.compare import compare_tensors, first_divergence, golden_intermediates, load_golden, write_report
+    from openatc.runtime import Session
+
+    _configure_logging(log)
+    with Session(om) as session:
+        if input:
+            feeds = load_inputs([Path(p.strip()) for p in input.split(",") if p.strip()], session.inputs)
+        else:
+            rng = np.random.default_rng(seed)
+            feeds = {s.name: generate_input(s, "random", rng) for s in session.inputs}
+        om_tensors = session.run_with_intermediates(feeds)
+    golden_model = load_golden(golden, framework, weight, None)
+    golden_tensors, order = golden_intermediates(golden_model, feeds)
+    rows = compare_tensors(golden_tensors, order, om_tensors)
+    compared = [r for r in rows if r.cosine_similarity is not None]
+    bad = first_divergence(rows, threshold)
+    summary = {
+        "golden": str(golden), "om": str(om), "threshold": threshold, "tensors": len(rows),
+        "compared": len(compared), "below_threshold": sum(r.cosine_similarity < threshold for r in compared),
+        "first_divergence": None if bad is None else {"node": bad.node, "op_type": bad.op_type, "tensor": bad.tensor,
+                                                       "cosine_similarity": bad.cosine_similarity},
+    }
+    csv_path, json_path = write_report(rows, output, summary)
+    typer.echo(f"[INFO] compared {len(compared)} of {len(rows)} tensors; results: {csv_path}, {json_path}")
+    if locate:
+        if bad is None:
+            typer.echo(f"[INFO] every compared tensor has cosine similarity >= {threshold}")
+        else:
+            typer.echo(
+                f"[WARNING] first divergence: node '{bad.node}' ({bad.op_type}), tensor '{bad.tensor}': cosine "
+                f"{bad.cosine_similarity:.6f}, max abs error {bad.max_abs_error:.6g}"
+            )
+
+
 @app.command("plugins")
 def plugins_command() -> None:
     """List installed plugins and what they contribute (frontends, passes, backends...)."""

@@ -146,3 +146,16 @@ def intermediate_bytes(graph: ir.Graph) -> int:
                 count *= int(d)
             total += int(count * itemsize)
     return total
+
+
+def expose_intermediates(graph: bytes) -> onnx.ModelProto:
+    """The serialized gear graph with every main-graph node output added as a graph output."""
+    model = onnx.ModelProto.FromString(graph)
+    existing = {o.name for o in model.graph.output}
+    infos = {v.name: v for v in model.graph.value_info}
+    for node in model.graph.node:
+        for name in node.output:
+            if name and name not in existing:
+                existing.add(name)
+                model.graph.output.append(infos.get(name) or onnx.ValueInfoProto(name=name))
+    return model

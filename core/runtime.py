@@ -71,7 +71,7 @@ class Session:
         names = gear.get("weights", {})
         payload_name = gear.get("payload_section")
         ctx = LoadContext(
-            graph=bytes(self._om.section(gear["graph_section"])),
+            graph=gear.get("graph_bytes") or bytes(self._om.section(gear["graph_section"])),
             payload=bytes(self._om.section(payload_name)) if payload_name else None,
             weights={name: weights[wid] for name, wid in names.items()},
             gear=gear["name"],
@@ -139,6 +139,22 @@ class Session:
 
     def _describe_inputs(self) -> str:
         return ", ".join(f"{s.name}: {s.dtype}{_shape_text(s.shape)}" for s in self.inputs)
+
+    def run_with_intermediates(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Runs the gear that fits ``feeds`` with every intermediate tensor exposed (for comparison).
+
+        Loads a second executor of that gear whose graph lists every node output as a graph
+        output, so the backend cannot fuse across them; the weights are the same mapped views.
+        """
+        from openatc.graph import expose_intermediates
+
+        index = self._check_feeds(feeds)
+        gear = dict(self._gears[index])
+        graph = expose_intermediates(bytes(self._om.section(gear["graph_section"])))
+        gear["graph_bytes"] = graph.SerializeToString()
+        executor = self._load_gear(gear, self._om.weights(), True, {})
+        names = [o.name for o in graph.graph.output]
+        return dict(zip(names, executor.run(feeds, names), strict=True))
 
     # -- lifetime ------------------------------------------------------------------------------
     def close(self) -> None:
