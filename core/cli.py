@@ -70,10 +70,36 @@ def _atc(ctx: typer.Context, **flags: str | None) -> None:
     options = BuildOptions.from_flags(flags)
     _configure_logging(options.log)
     if options.mode == 1:
-        from openatc.om_json import om_to_json, write_json
+        from openatc.om_json import model_to_json, om_to_json, write_json
 
         assert options.om is not None and options.json is not None
-        write_json(om_to_json(options.om), options.json)
+        if options.framework is None:
+            write_json(om_to_json(options.om), options.json)
+        else:
+            write_json(model_to_json(options.om, options.framework), options.json)
+    elif options.mode == 3:
+        from openatc.om_json import write_json
+        from openatc.precheck import precheck
+
+        report = precheck(options)
+        assert options.check_report is not None
+        write_json(report, options.check_report)
+        typer.echo(
+            f"pre-check {report['result']}: {report['pass']} of {report['total']} operators pass; "
+            f"report: {options.check_report}"
+        )
+        if report["fail"]:
+            failed = sorted({op["type"] for op in report["op"] if op["result"] == "failed"})
+            raise OpenATCError(
+                "E40005",
+                f"{report['fail']} operator(s) cannot run on --soc_version={options.soc_version}: "
+                f"{', '.join(failed)}; details in {options.check_report}",
+            )
+    elif options.mode == 6:
+        from openatc.inspect import model_info
+
+        assert options.om is not None
+        typer.echo(model_info(options.om))
     else:
         from openatc.pipeline import build_om
 
@@ -198,10 +224,20 @@ def compare_command(
     compared = [r for r in rows if r.cosine_similarity is not None]
     bad = first_divergence(rows, threshold)
     summary = {
-        "golden": str(golden), "om": str(om), "threshold": threshold, "tensors": len(rows),
-        "compared": len(compared), "below_threshold": sum(r.cosine_similarity < threshold for r in compared),
-        "first_divergence": None if bad is None else {"node": bad.node, "op_type": bad.op_type, "tensor": bad.tensor,
-                                                       "cosine_similarity": bad.cosine_similarity},
+        "golden": str(golden),
+        "om": str(om),
+        "threshold": threshold,
+        "tensors": len(rows),
+        "compared": len(compared),
+        "below_threshold": sum(r.cosine_similarity < threshold for r in compared),
+        "first_divergence": None
+        if bad is None
+        else {
+            "node": bad.node,
+            "op_type": bad.op_type,
+            "tensor": bad.tensor,
+            "cosine_similarity": bad.cosine_similarity,
+        },
     }
     csv_path, json_path = write_report(rows, output, summary)
     typer.echo(f"[INFO] compared {len(compared)} of {len(rows)} tensors; results: {csv_path}, {json_path}")
@@ -213,6 +249,23 @@ def compare_command(
                 f"[WARNING] first divergence: node '{bad.node}' ({bad.op_type}), tensor '{bad.tensor}': cosine "
                 f"{bad.cosine_similarity:.6f}, max abs error {bad.max_abs_error:.6g}"
             )
+
+
+@app.command("inspect")
+def inspect_command(
+    om: Annotated[Path, typer.Argument(help="The .om file.", show_default=False)],
+    export_onnx: Annotated[
+        Path | None, typer.Option("--export-onnx", help="Write a gear as a standalone .onnx (open it in Netron).")
+    ] = None,
+    gear: Annotated[int, typer.Option("--gear", help="Gear index for --export-onnx.")] = 0,
+) -> None:
+    """Show an .om: inputs, outputs, gears, target, sizes, the passes that changed it."""
+    from openatc.inspect import export_onnx as export
+    from openatc.inspect import summary
+
+    typer.echo(summary(om))
+    if export_onnx is not None:
+        typer.echo(f"wrote {export(om, export_onnx, gear)}")
 
 
 @app.command("plugins")

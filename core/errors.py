@@ -133,6 +133,11 @@ CATALOGUE: dict[str, ErrorInfo] = {
         "The backend failed while executing the model.",
         "Check the inputs' values; run with --log=debug for details.",
     ),
+    "E40005": ErrorInfo(
+        "Unsupported_By_Target",
+        "The pre-check found operators the chosen --soc_version cannot run.",
+        "See the check report for each operator and the reason; choose another target or replace the operators.",
+    ),
     "E50001": ErrorInfo(
         "Not_An_Om_File",
         "The file is not an openatc .om file.",
@@ -173,11 +178,15 @@ class OpenATCError(Exception):
         code: Stable error code (``E10016``, ...), a key of :data:`CATALOGUE`.
         message: What is wrong, naming the culprit (flag, file, node, op type).
         hint: What to do; defaults to the catalogue's solution.
+        details: Structured culprits for tools (the pre-check lists unsupported operators from it).
     """
 
-    def __init__(self, code: str, message: str, hint: str | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, hint: str | None = None, details: list[dict[str, object]] | None = None
+    ) -> None:
         self.code = code
         self.message = message
+        self.details = details or []  # structured culprits, e.g. unsupported operators (name, type, count)
         info = CATALOGUE.get(code, CATALOGUE["E19999"])
         self.hint = hint if hint is not None else info.solution
         super().__init__(f"{code}: {message}")

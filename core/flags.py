@@ -53,7 +53,7 @@ FLAGS: tuple[Flag, ...] = (
         "mode",
         "General",
         "done",
-        "Run mode: 0 build an .om (default), 1 .om to JSON; 3 (pre-check), 5, 6 (.om info) not supported yet.",
+        "Run mode: 0 build an .om (default), 1 to JSON (.om or original model), 3 pre-check, 6 .om info.",
         metavar="INT",
     ),
     _f("raw_ge_options", "General", "noop", "Raw GE options (Ascend only)."),
@@ -76,7 +76,7 @@ FLAGS: tuple[Flag, ...] = (
     _f("output_type", "Output", "done", 'Output dtype: FP32, FP16, INT8, ... or "node:idx:TYPE;...".'),
     _f("out_nodes", "Output", "done", 'Graph outputs: "name1;name2" or "node:0;node:1".'),
     _f("json", "Output", "done", "JSON file written by --mode=1."),
-    _f("check_report", "Output", "todo", "Pre-check report path (--mode=3).", "check_result.json"),
+    _f("check_report", "Output", "done", "Pre-check report path (--mode=3), default check_result.json."),
     _f("host_env_os", "Output", "noop", "OS of the run environment (Ascend cross-compilation)."),
     _f("host_env_cpu", "Output", "noop", "CPU of the run environment (Ascend cross-compilation)."),
     # Target

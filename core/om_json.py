@@ -19,7 +19,7 @@ import onnx
 from openatc.errors import OpenATCError
 from openatc.om import OmFile
 
-__all__ = ["om_to_json", "write_json"]
+__all__ = ["model_to_json", "om_to_json", "write_json"]
 
 _DT = {
     onnx.TensorProto.FLOAT: "DT_FLOAT",
@@ -143,6 +143,20 @@ def om_to_json(path: Path) -> dict[str, Any]:
         "graph": graphs,
         "manifest": manifest,
     }
+
+
+def model_to_json(path: Path, framework: int, weight: Path | None = None) -> dict[str, Any]:
+    """``--mode=1 --framework=N --om=model``: the original model in its framework's own schema."""
+    from openatc.manager import default_plugin_manager
+
+    frontend = default_plugin_manager().frontends().get(str(framework))
+    if frontend is None or frontend.to_json is None:
+        raise OpenATCError(
+            "E10055",
+            f"--mode=1 for --framework={framework} models is not supported by the installed frontends",
+            hint="Convert the model to ONNX (--framework=5) or install a frontend that dumps JSON.",
+        )
+    return frontend.to_json(path, weight)
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:

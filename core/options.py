@@ -43,7 +43,7 @@ INPUT_FORMATS = {
     5: ("NCHW", "NCDHW", "ND"),
 }
 DEFAULT_INPUT_FORMAT = {0: "NCHW", 3: "NHWC", 5: "NCHW"}
-IMPLEMENTED_MODES = (0, 1)
+IMPLEMENTED_MODES = (0, 1, 3, 6)
 KNOWN_MODES = (0, 1, 3, 5, 6, 7, 30)
 
 
@@ -74,6 +74,7 @@ class BuildOptions:
     framework: int | None = None
     om: Path | None = None
     json: Path | None = None
+    check_report: Path | None = None
     output: Path | None = None
     soc_version: str = ""
     input_format: str = "ND"
@@ -105,6 +106,10 @@ class BuildOptions:
         common = {"mode": mode, "log": log, "flags": tuple(sorted(given.items())), "warnings": warnings}
         if mode == 1:
             return cls(**common, **_mode1(given))
+        if mode == 6:
+            return cls(**common, om=_existing_file("om", _require(given, "om")))
+        if mode == 3:
+            return cls(**common, **_mode3(given))
         return cls(**common, **_mode0(given))
 
 
@@ -129,7 +134,9 @@ def _parse_mode(text: str) -> int:
         )
     if mode not in IMPLEMENTED_MODES:
         raise OpenATCError(
-            "E10055", f"--mode={mode} is not supported yet", hint="Use --mode=0 (build) or --mode=1 (to JSON)."
+            "E10055",
+            f"--mode={mode} is not supported yet",
+            hint="Use --mode 0 (build), 1 (JSON), 3 (pre-check) or 6 (.om info).",
         )
     return mode
 
@@ -209,13 +216,22 @@ def _framework(given: Mapping[str, str]) -> int:
 def _mode1(given: Mapping[str, str]) -> dict[str, object]:
     om = _existing_file("om", _require(given, "om"))
     json_path = _writable_target("json", _require(given, "json"))
-    if given.get("framework"):
-        raise OpenATCError(
-            "E10055",
-            "--mode=1 with --framework (JSON of an original model) is not supported yet",
-            hint="Give an .om file with --om and no --framework.",
-        )
-    return {"om": om, "json": json_path}
+    framework = None
+    if given.get("framework"):  # --om is an original model
+        framework = _framework(given)
+        if framework == 1:
+            raise OpenATCError("E10001", "--mode=1 does not take MindSpore models (--framework=1)")
+    return {"om": om, "json": json_path, "framework": framework}
+
+
+def _mode3(given: Mapping[str, str]) -> dict[str, object]:
+    """Pre-check: the model, its framework and the target; the report path (ATC's default name)."""
+    soc = _require(given, "soc_version")
+    model = _existing_file("model", _require(given, "model"))
+    framework = _framework(given)
+    report = _writable_target("check_report", given.get("check_report") or "check_result.json")
+    weight = _existing_file("weight", given["weight"]) if framework == 0 and given.get("weight") else None
+    return {"model": model, "framework": framework, "soc_version": soc, "check_report": report, "weight": weight}
 
 
 def _mode0(given: Mapping[str, str]) -> dict[str, object]:

@@ -84,6 +84,8 @@ class Frontend:
         load: ``load(model, weight, options) -> onnx_ir.Model``; raises :class:`OpenATCError`
             (``E2xxxx``) for files it cannot read and lists every unsupported operator at once.
         description: One line for ``openatc plugins``.
+        to_json: Optional ``to_json(model, weight) -> dict``: the original model in its own schema,
+            without tensor data (``--mode=1 --framework=N --om=model``).
     """
 
     name: str
@@ -91,6 +93,7 @@ class Frontend:
     suffixes: tuple[str, ...]
     load: Callable[[Path, Path | None, BuildOptions], ir.Model]
     description: str = ""
+    to_json: Callable[[Path, Path | None], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,9 @@ class Backend:
         passes: Backend-specific passes, merged into the pipeline by stage.
         versions: Library versions recorded in the manifest (e.g. onnxruntime's).
         description: One line for listings.
+        supports: Optional ``supports(node, opset_version) -> reason | None`` for the pre-check
+            (``--mode=3``): ``None`` when the backend runs the node, else why not. Without it every
+            node counts as supported.
     """
 
     name: str
@@ -234,3 +240,4 @@ class Backend:
     passes: tuple[PassSpec, ...] = ()
     versions: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    supports: Callable[[ir.Node, int], str | None] | None = None

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from openatc.hookspecs import hookimpl
 from openatc.types import Frontend
 
-from ._loader import INTERNAL_OPSET, load_onnx
+from ._loader import INTERNAL_OPSET, load_onnx, onnx_to_json
 
 __all__ = ["INTERNAL_OPSET", "load_onnx"]
 
@@ -20,4 +20,5 @@ def openatc_frontends() -> Iterator[Frontend]:
         suffixes=(".onnx",),
         load=load_onnx,
         description=f"ONNX models, converted to opset {INTERNAL_OPSET} when older",
+        to_json=onnx_to_json,
     )

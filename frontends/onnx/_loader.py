@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import onnx
 import onnx_ir as ir
+from google.protobuf import json_format
 
 from openatc.errors import OpenATCError
 
@@ -115,10 +117,14 @@ def _check_operators(path: Path, proto: onnx.ModelProto) -> None:
         raise OpenATCError(
             "E20003",
             f"'{path}' uses {sum(unknown.values())} node(s) of {len(unknown)} unsupported operator type(s): {listing}",
+            details=[
+                {"type": f"{(d + '::') if d else ''}{t}", "count": n, "name": first_names[(d, t)]}
+                for (d, t), n in sorted(unknown.items())
+            ],
         )
 
 
-def _all_nodes(graph: onnx.GraphProto):  # type: ignore[no-untyped-def]
+def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
     for node in graph.node:
         yield node
         for attr in node.attribute:
@@ -164,3 +170,32 @@ def _signature(proto: onnx.ModelProto) -> list[str]:
         str(v.name) + ":" + v.type.SerializeToString(deterministic=True).hex()
         for v in [*proto.graph.input, *proto.graph.output]
     ]
+
+
+def onnx_to_json(model: Path, weight: Path | None) -> dict[str, Any]:
+    """``--mode=1 --framework=5 --om=model.onnx``: the ModelProto as JSON, tensor data left out."""
+    del weight
+    proto = _parse(model)
+    for tensor in _all_tensors(proto):
+        for field in (
+            "raw_data",
+            "float_data",
+            "int32_data",
+            "string_data",
+            "int64_data",
+            "double_data",
+            "uint64_data",
+            "external_data",
+        ):
+            tensor.ClearField(field)
+    return json_format.MessageToDict(proto, preserving_proto_field_name=True)
+
+
+def _all_tensors(proto: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    yield from proto.graph.initializer
+    for node in _all_nodes(proto.graph):
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR:
+                yield attr.t
+            elif attr.type == onnx.AttributeProto.TENSORS:
+                yield from attr.tensors

@@ -9,6 +9,7 @@ prepacking is disabled (``session.disable_prepacking``): prepacked copies would 
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -88,6 +89,37 @@ def _load(ctx: LoadContext) -> OrtExecutor:
     return OrtExecutor(session, (values, ctx.weights, options))
 
 
+@functools.cache
+def _cpu_kernels() -> dict[tuple[str, str], list[tuple[int, int]]]:
+    """ONNX Runtime's CPU kernels: (domain, op type) -> opset version ranges."""
+    from onnxruntime.capi import _pybind_state as C  # the kernel registry is only exposed there
+
+    kernels: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for k in C.get_all_opkernel_def():
+        if k.provider == "CPUExecutionProvider":
+            domain = "" if k.domain in ("", "ai.onnx") else k.domain
+            kernels.setdefault((domain, k.op_name), []).append(tuple(k.version_range))
+    return kernels
+
+
+def _supports(node: ir.Node, version: int) -> str | None:
+    """None when ONNX Runtime's CPU provider runs ``node`` (a kernel, or a function it expands)."""
+    domain = "" if node.domain in ("", "ai.onnx") else node.domain
+    if domain == "" and node.op_type == "Constant":  # becomes an initializer, not a kernel
+        return None
+    ranges = _cpu_kernels().get((domain, node.op_type))
+    if ranges and any(lo <= version <= hi for lo, hi in ranges):
+        return None
+    if onnx.defs.has(node.op_type, domain):
+        schema = onnx.defs.get_schema(node.op_type, version, domain)
+        if schema.has_function or schema.has_context_dependent_function:
+            return None
+    if ranges:
+        spans = ", ".join(f"{lo}-{hi if hi < 1 << 30 else 'latest'}" for lo, hi in sorted(ranges))
+        return f"ONNX Runtime's CPU provider has {node.op_type} for opsets {spans}, not {version}"
+    return f"ONNX Runtime's CPU provider has no kernel for {(domain + '::') if domain else ''}{node.op_type}"
+
+
 def _version() -> str:
     try:
         return importlib.metadata.version("onnxruntime")
@@ -110,4 +142,5 @@ def openatc_backends() -> Iterator[Backend]:
         load=_load,
         versions={"onnxruntime": _version()},
         description="ONNX Runtime, CPU execution provider (all graph optimizations)",
+        supports=_supports,
     )

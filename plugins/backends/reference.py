@@ -53,6 +53,19 @@ def _load(ctx: LoadContext) -> ReferenceExecutor:
     return ReferenceExecutor(evaluator, {n: ctx.weights[n] for n in names})
 
 
+def _supports(node: ir.Node, version: int) -> str | None:
+    """None when onnx.reference implements ``node`` at ``version`` (or expands it as a function)."""
+    from onnx.reference.ops import load_op
+
+    if node.domain not in ("", "ai.onnx"):
+        return f"ReferenceEvaluator runs only the standard domain, not '{node.domain}'"
+    try:
+        load_op("", node.op_type, version, expand=True)
+    except Exception as exc:  # noqa: BLE001 - load_op raises several types for missing operators
+        return f"ReferenceEvaluator has no implementation of {node.op_type} at opset {version} ({type(exc).__name__})"
+    return None
+
+
 @hookimpl
 def openatc_backends() -> Iterator[Backend]:
     yield Backend(
@@ -63,4 +76,5 @@ def openatc_backends() -> Iterator[Backend]:
         load=_load,
         versions={"onnx": importlib.metadata.version("onnx")},
         description="onnx.reference.ReferenceEvaluator (pure Python, for checking)",
+        supports=_supports,
     )
