@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import numpy as np
 from openatc.errors import OpenATCError
 from openatc.types import TensorSpec
 
-__all__ = ["RunSummary", "generate_input", "load_inputs", "time_runs"]
+__all__ = ["RunSummary", "generate_input", "load_inputs", "run_shapes", "time_runs"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,17 +41,106 @@ class RunSummary:
         }
 
 
-def _concrete_shape(spec: TensorSpec) -> tuple[int, ...]:
+def _concrete_shape(spec: TensorSpec, shape: Sequence[int] | None = None) -> tuple[int, ...]:
+    if shape is not None:
+        return tuple(int(d) for d in shape)
     if any(not isinstance(d, int) for d in spec.shape):
         raise OpenATCError(
-            "E40010", f"input '{spec.name}' has dynamic dims {list(spec.shape)}; give its data with --input"
+            "E40010",
+            f"input '{spec.name}' has dynamic dims {list(spec.shape)}; give its data with --input, or its shape "
+            f'with --dymShape="{spec.name}:..." (--dymBatch, --dymHW, --dymDims for gear models)',
         )
     return tuple(int(d) for d in spec.shape)
 
 
-def generate_input(spec: TensorSpec, kind: str, rng: np.random.Generator) -> np.ndarray:
-    """Zeros, or random data: floats in [0, 1), integers in [0, 16), booleans."""
-    shape = _concrete_shape(spec)
+def _parse_named_shapes(flag: str, text: str, specs: Sequence[TensorSpec]) -> dict[str, tuple[int, ...]]:
+    """``"name:1,600;name2:1,600"`` (ais_bench --dymDims / --dymShape)."""
+    names = {s.name for s in specs}
+    shapes: dict[str, tuple[int, ...]] = {}
+    for item in (p.strip() for p in text.split(";") if p.strip()):
+        name, sep, dims = item.rpartition(":")
+        values = [d.strip() for d in dims.split(",")] if dims.strip() else []
+        if not sep or name not in names or any(not v.isdigit() for v in values):
+            raise OpenATCError(
+                "E10001",
+                f"--{flag} entry '{item}' is not input_name:d0,d1,... with an input of the model "
+                f"({', '.join(sorted(names))}) and positive dims",
+                hint=f'e.g. --{flag}="{specs[0].name}:{",".join("1" for _ in specs[0].shape)}"',
+            )
+        shapes[name] = tuple(int(v) for v in values)
+    return shapes
+
+
+def run_shapes(
+    session: Any,
+    *,
+    dym_batch: int | None = None,
+    dym_hw: str | None = None,
+    dym_dims: str | None = None,
+    dym_shape: str | None = None,
+) -> dict[str, tuple[int, ...]]:
+    """Input shapes for ``openatc run`` from ais_bench's overrides; none given: the largest gear.
+
+    ``--dymBatch N`` sets dim 0 of the inputs whose batch varies across gears, ``--dymHW h,w`` their
+    H and W, ``--dymDims``/``--dymShape`` whole shapes per input. A shape that matches no gear is
+    padded by the Session when ``--pad`` is given, and rejected (listing the gears) otherwise.
+    """
+    given = [
+        f for f, v in (("dymBatch", dym_batch), ("dymHW", dym_hw), ("dymDims", dym_dims), ("dymShape", dym_shape)) if v
+    ]
+    if len(given) > 1:
+        raise OpenATCError("E10001", f"--{' and --'.join(given)} are mutually exclusive", hint="Give one of them.")
+    gears: list[dict[str, tuple[Any, ...]]] = session.gears
+    kind = (session.dynamic or {}).get("kind")
+    largest = max(range(len(gears)), key=lambda i: sum(math.prod(_ints(s)) for s in gears[i].values()))
+    base = {n: tuple(s) for n, s in gears[largest].items()}
+    varying = {
+        n: [a for a in range(len(s)) if len({g[n][a] for g in gears}) > 1 or not isinstance(s[a], int)]
+        for n, s in base.items()
+    }
+    if not given:
+        return {n: s for n, s in base.items() if all(isinstance(d, int) for d in s)}
+    flag = given[0]
+    wanted = {"dymBatch": "dynamic_batch_size", "dymHW": "dynamic_image_size"}.get(flag)
+    if wanted is not None and kind != wanted:
+        raise OpenATCError(
+            "E10001",
+            f"--{flag} is for models built with --{wanted}; {session.path.name} has "
+            f"{'--' + kind if kind else 'no gears'}",
+            hint="Use --dymDims for --dynamic_dims models, --dymShape for range models.",
+        )
+    if flag == "dymBatch":
+        assert dym_batch is not None
+        if dym_batch <= 0:
+            raise OpenATCError("E10001", f"--dymBatch={dym_batch} must be positive")
+        return {
+            n: tuple(dym_batch if a == 0 and 0 in varying[n] else d for a, d in enumerate(s)) for n, s in base.items()
+        }
+    if flag == "dymHW":
+        assert dym_hw is not None
+        hw = [v.strip() for v in dym_hw.split(",")]
+        if len(hw) != 2 or not all(v.isdigit() and int(v) > 0 for v in hw):
+            raise OpenATCError("E10001", f"--dymHW={dym_hw} is not 'height,width'", hint='e.g. --dymHW="224,224"')
+        out = {}
+        for n, s in base.items():
+            dims = list(s)
+            for value, axis in zip(hw, varying[n], strict=False):
+                dims[axis] = int(value)
+            out[n] = tuple(dims)
+        return out
+    named = _parse_named_shapes(flag, dym_dims or dym_shape or "", session.inputs)
+    return {**{n: s for n, s in base.items() if all(isinstance(d, int) for d in s)}, **named}
+
+
+def _ints(shape: Sequence[Any]) -> list[int]:
+    return [d if isinstance(d, int) else 1 for d in shape]
+
+
+def generate_input(
+    spec: TensorSpec, kind: str, rng: np.random.Generator, shape: Sequence[int] | None = None
+) -> np.ndarray:
+    """Zeros, or random data: floats in [0, 1), integers in [0, 16), booleans; ``shape`` overrides the spec's."""
+    shape = _concrete_shape(spec, shape)
     dtype = np.dtype(spec.dtype)
     if kind == "zero":
         return np.zeros(shape, dtype)
@@ -61,8 +151,13 @@ def generate_input(spec: TensorSpec, kind: str, rng: np.random.Generator) -> np.
     return rng.random(shape).astype(dtype)
 
 
-def load_inputs(paths: Sequence[Path], specs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
-    """One file per input, in input order: ``.npy``, or raw ``.bin`` in the input's dtype and shape."""
+def load_inputs(
+    paths: Sequence[Path], specs: Sequence[TensorSpec], shapes: Mapping[str, Sequence[int]] | None = None
+) -> dict[str, np.ndarray]:
+    """One file per input, in input order: ``.npy``, or raw ``.bin`` in the input's dtype and shape.
+
+    ``shapes`` gives the shape of raw files of dynamic inputs (``openatc run --dymDims`` etc.).
+    """
     if len(paths) != len(specs):
         raise OpenATCError(
             "E10001",
@@ -79,7 +174,7 @@ def load_inputs(paths: Sequence[Path], specs: Sequence[TensorSpec]) -> dict[str,
             except ValueError as exc:
                 raise OpenATCError("E10001", f"--input file '{path}' is not a valid .npy file: {exc}") from None
             continue
-        shape = _concrete_shape(spec)
+        shape = _concrete_shape(spec, (shapes or {}).get(spec.name))
         dtype = np.dtype(spec.dtype)
         expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         size = path.stat().st_size

@@ -12,7 +12,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
@@ -24,6 +24,10 @@ except ImportError:  # pragma: no cover - older typer depends on click
 
 from openatc.errors import OpenATCError
 from openatc.flags import FLAGS, FLAGS_BY_NAME
+
+if TYPE_CHECKING:
+    from openatc.bench import RunSummary
+    from openatc.runtime import Session
 
 __all__ = ["app", "main"]
 
@@ -146,24 +150,52 @@ def run_command(
         str, typer.Option("--pure_data_type", "--pure-data-type", help="Generated inputs: random or zero.")
     ] = "random",
     seed: Annotated[int, typer.Option("--seed", help="Seed of generated inputs.")] = 0,
+    dym_batch: Annotated[
+        int | None, typer.Option("--dymBatch", help="Batch size, for models built with --dynamic_batch_size.")
+    ] = None,
+    dym_hw: Annotated[
+        str | None, typer.Option("--dymHW", help='"height,width", for models built with --dynamic_image_size.')
+    ] = None,
+    dym_dims: Annotated[
+        str | None, typer.Option("--dymDims", help='"name:1,128;name2:..." for models built with --dynamic_dims.')
+    ] = None,
+    dym_shape: Annotated[
+        str | None, typer.Option("--dymShape", help='"name:1,100;..." for range-compiled (dynamic shape) models.')
+    ] = None,
+    pad: Annotated[
+        bool, typer.Option("--pad", help="Pad inputs that match no gear to the smallest fitting gear; trim outputs.")
+    ] = False,
+    all_gears: Annotated[
+        bool, typer.Option("--all-gears", "--all_gears", help="Benchmark every gear with generated inputs.")
+    ] = False,
     log: Annotated[str, typer.Option("--log", help="debug, info, warning, error, null.")] = "warning",
 ) -> None:
     """Run an .om with given or generated inputs; print outputs' shapes and latency."""
-    from openatc.bench import generate_input, load_inputs, time_runs
+    from openatc.bench import generate_input, load_inputs, run_shapes, time_runs
     from openatc.runtime import Session
 
     _configure_logging(log)
     if pure_data_type not in ("random", "zero"):
         raise OpenATCError("E10001", f"--pure_data_type={pure_data_type} is not random or zero")
-    with Session(model) as session:
+    dym = {"dym_batch": dym_batch, "dym_hw": dym_hw, "dym_dims": dym_dims, "dym_shape": dym_shape}
+    if all_gears and (input or any(v is not None for v in dym.values())):
+        raise OpenATCError("E10001", "--all-gears generates inputs for every gear; it takes no --input or --dym* flag")
+    rng = np.random.default_rng(seed)
+    with Session(model, pad_to_gear=pad) as session:
+        if all_gears:
+            _run_all_gears(session, loop, warmup_count, pure_data_type, rng)
+            return
+        shapes = run_shapes(session, **dym)
         if input:
-            feeds = load_inputs([Path(p.strip()) for p in input.split(",") if p.strip()], session.inputs)
+            feeds = load_inputs([Path(p.strip()) for p in input.split(",") if p.strip()], session.inputs, shapes)
         else:
-            rng = np.random.default_rng(seed)
-            feeds = {s.name: generate_input(s, pure_data_type, rng) for s in session.inputs}
+            feeds = {s.name: generate_input(s, pure_data_type, rng, shapes.get(s.name)) for s in session.inputs}
+        gear = session.gear_for(feeds)
         outputs, summary = time_runs(session, feeds, loop, warmup_count)
     for name, array in feeds.items():
         typer.echo(f"[INFO] input  {name}: {array.dtype}{list(array.shape)}")
+    if len(session.gears) > 1:
+        typer.echo(f"[INFO] gear   gear{gear}: {_gear_text(session.gears[gear])}")
     for name, array in outputs.items():
         typer.echo(f"[INFO] output {name}: {array.dtype}{list(array.shape)}")
     if output is not None:
@@ -171,6 +203,14 @@ def run_command(
         for i, (name, array) in enumerate(outputs.items()):
             np.save(output / f"{_safe(name) or f'output_{i}'}.npy", array)
         typer.echo(f"[INFO] outputs written to {output}")
+    _echo_summary(summary)
+
+
+def _gear_text(shapes: dict[str, tuple[int | str, ...]]) -> str:
+    return ", ".join(f"{n}[{','.join(map(str, s))}]" for n, s in shapes.items())
+
+
+def _echo_summary(summary: RunSummary) -> None:
     stats = summary.stats()
     typer.echo("[INFO] -----------------Performance Summary------------------")
     typer.echo(
@@ -182,6 +222,21 @@ def run_command(
         f"{stats['throughput']:.4f}"
     )
     typer.echo("[INFO] ------------------------------------------------------")
+
+
+def _run_all_gears(session: Session, loop: int, warmup: int, kind: str, rng: np.random.Generator) -> None:
+    """``openatc run --all-gears``: generated inputs at every gear's shapes, one summary line per gear."""
+    from openatc.bench import generate_input, time_runs
+
+    typer.echo("[INFO] gear    median ms     mean ms      p99 ms   throughput  inputs")
+    for index, shapes in enumerate(session.gears):
+        feeds = {s.name: generate_input(s, kind, rng, shapes.get(s.name)) for s in session.inputs}
+        _, summary = time_runs(session, feeds, loop, warmup)
+        st = summary.stats()
+        typer.echo(
+            f"[INFO] gear{index:<3} {st['median']:10.4f}  {st['mean']:10.4f}  {st['percentile(99%)']:10.4f}  "
+            f"{st['throughput']:11.4f}  {_gear_text(shapes)}"
+        )
 
 
 def _safe(name: str) -> str:

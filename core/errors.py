@@ -63,6 +63,91 @@ CATALOGUE: dict[str, ErrorInfo] = {
         "--input_shape gives a rank different from the model input's rank.",
         "Give as many dimensions as the input has.",
     ),
+    "E10009": ErrorInfo(
+        "Dynamic_Flags_Exclusive",
+        "More than one of --dynamic_batch_size, --dynamic_image_size, --dynamic_dims, --input_shape_range was given.",
+        "Keep one of them.",
+    ),
+    "E10012": ErrorInfo(
+        "Dynamic_Batch_Rank",
+        "--dynamic_batch_size is given but a dynamic input in --input_shape has no dimensions.",
+        "Give the input its dims with -1 as dim 0, e.g. x:-1,3,224,224.",
+    ),
+    "E10018": ErrorInfo(
+        "Dynamic_Batch_Axis",
+        "With --dynamic_batch_size only the batch size N (dim 0) may be -1 in --input_shape.",
+        "Fix the other dims, or use --dynamic_dims with --input_format=ND for other dynamic axes.",
+    ),
+    "E10019": ErrorInfo(
+        "Dynamic_Image_Size_Axis",
+        "With --dynamic_image_size only height and width of a 4-D NCHW/NHWC input may be -1 in --input_shape.",
+        'Write H and W as -1, e.g. --input_shape="x:1,3,-1,-1".',
+    ),
+    "E10020": ErrorInfo(
+        "Invalid_Dynamic_Image_Size",
+        "--dynamic_image_size is not a list of height,width pairs separated by ';'.",
+        'Give "h1,w1;h2,w2", e.g. --dynamic_image_size="224,224;448,448"; each gear has exactly two numbers.',
+    ),
+    "E10031": ErrorInfo(
+        "Dynamic_Batch_No_Minus_One",
+        "--dynamic_batch_size is given, but no input in --input_shape has -1 as its batch size.",
+        'Write the batch dim as -1 (e.g. --input_shape="x:-1,3,224,224"), or remove --dynamic_batch_size.',
+    ),
+    "E10035": ErrorInfo(
+        "Too_Few_Gears",
+        "--dynamic_batch_size, --dynamic_image_size or --dynamic_dims has fewer than 2 gears.",
+        "Give at least 2 gears; for one shape, give it in --input_shape without gear flags.",
+    ),
+    "E10036": ErrorInfo(
+        "Too_Many_Gears",
+        "--dynamic_batch_size, --dynamic_image_size or --dynamic_dims has more than 100 gears.",
+        "Give at most 100 gears, or compile a dynamic-shape graph with a range (a~b) in --input_shape.",
+    ),
+    "E10037": ErrorInfo(
+        "Inconsistent_Gears",
+        "The gears of --dynamic_image_size or --dynamic_dims have different numbers of values.",
+        "Give every gear the same number of values.",
+    ),
+    "E10038": ErrorInfo(
+        "Invalid_Gear_Value",
+        "A gear value is 0 or negative.",
+        "Give positive gear values.",
+    ),
+    "E10039": ErrorInfo(
+        "Duplicate_Gears",
+        "The same gear is given twice.",
+        "Remove the duplicate gear.",
+    ),
+    "E10040": ErrorInfo(
+        "Gears_Need_Minus_One",
+        "A gear flag is given but --input_shape has no -1 dimension, or it contains a range ('~').",
+        "Write the dims that vary as -1 (no '~'), or remove the gear flag; ranges compile without gear flags.",
+    ),
+    "E10045": ErrorInfo(
+        "Dynamic_Dims_Too_Few_Values",
+        "--input_shape has more -1 dimensions than each --dynamic_dims gear has values.",
+        "Give one value per -1 dimension of --input_shape (all inputs, in order) in every gear.",
+    ),
+    "E10046": ErrorInfo(
+        "Dynamic_Dims_Too_Many_Values",
+        "Each --dynamic_dims gear has more values than --input_shape has -1 dimensions.",
+        "Give one value per -1 dimension of --input_shape (all inputs, in order) in every gear.",
+    ),
+    "E10048": ErrorInfo(
+        "Invalid_Input_Shape_Range",
+        '--input_shape_range is not of the form "name1:[n1~n2,c,h,w];name2:[...]".',
+        "Put each input's dims in [], ranges as low~high (high -1 = unbounded), inputs separated by ';'.",
+    ),
+    "E10050": ErrorInfo(
+        "Gear_Shape_Inference_Failed",
+        "The model's shape inference fails at the dims of one gear (a node cannot take them).",
+        "Remove that gear, or check which sizes the node named in the message accepts.",
+    ),
+    "E10056": ErrorInfo(
+        "Conflicting_Arguments",
+        "Two flags give the same thing (e.g. one input in both --input_shape and --input_shape_range).",
+        "Give it in one of them.",
+    ),
     "E10054": ErrorInfo(
         "Required_Argument_Empty",
         "A required flag is missing or empty (an unquoted value containing ';' is cut by the shell).",

@@ -64,12 +64,18 @@ FLAGS: tuple[Flag, ...] = (
     _f("framework", "Input", "done", "0 Caffe, 3 TensorFlow, 5 ONNX.", metavar="INT"),
     _f("om", "Input", "done", "The .om file (or original model) for --mode=1."),
     _f("input_format", "Input", "done", "Input layout: NCHW, NHWC, ND, NCDHW, NDHWC."),
-    _f("input_shape", "Input", "done", 'Input shapes, e.g. "input_ids:1,64;mask:1,64".'),
-    _f("input_shape_range", "Input", "todo", "Deprecated range form of --input_shape."),
+    _f(
+        "input_shape",
+        "Input",
+        "done",
+        'Input shapes, e.g. "input_ids:1,64;mask:1,64"; -1 marks a dynamic dim (gears, or a range compile), '
+        "a~b a range.",
+    ),
+    _f("input_shape_range", "Input", "done", 'Deprecated range form of --input_shape: "x:[1~8,3,224,224]".'),
     _f("input_hint_shape", "Input", "todo", "Shape hints for dynamic inputs."),
-    _f("dynamic_batch_size", "Input", "todo", 'Batch gears, e.g. "1,2,4,8".'),
-    _f("dynamic_image_size", "Input", "todo", 'Image size gears, e.g. "224,224;448,448".'),
-    _f("dynamic_dims", "Input", "todo", 'ND gears, e.g. "64;128;256".'),
+    _f("dynamic_batch_size", "Input", "done", 'Batch gears, e.g. "1,2,4,8" (dim 0 of --input_shape is -1).'),
+    _f("dynamic_image_size", "Input", "done", 'Image size gears, e.g. "224,224;448,448" (H, W are -1).'),
+    _f("dynamic_dims", "Input", "done", 'ND gears, e.g. "64;128;256": one value per -1 of --input_shape.'),
     _f("singleop", "Input", "todo", "Single-operator description JSON."),
     # Output
     _f("output", "Output", "done", "Output path without suffix; '.om' is appended."),

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from openatc.errors import OpenATCError
 from openatc.flags import FLAGS_BY_NAME
+from openatc.gears import Dynamic, InputShape, parse_dynamic, parse_input_shape
 
 __all__ = ["FRAMEWORKS", "LOG_LEVELS", "OUTPUT_TYPES", "BuildOptions", "InputShape", "OutputTypeRule"]
 
@@ -48,14 +48,6 @@ KNOWN_MODES = (0, 1, 3, 5, 6, 7, 30)
 
 
 @dataclass(frozen=True)
-class InputShape:
-    """One entry of ``--input_shape``: an input name and its fixed dims."""
-
-    name: str
-    dims: tuple[int, ...]
-
-
-@dataclass(frozen=True)
 class OutputTypeRule:
     """One entry of a per-output ``--output_type``: ``node:index:TYPE``."""
 
@@ -78,13 +70,15 @@ class BuildOptions:
     output: Path | None = None
     soc_version: str = ""
     input_format: str = "ND"
-    input_shape: tuple[InputShape, ...] = ()
+    input_shape: tuple[InputShape, ...] = ()  # dims -1 where dynamic (gears or ranges)
+    dynamic: Dynamic | None = None  # gears or a shape-range compile (openatc.gears)
     out_nodes: tuple[str, ...] = ()
     output_type: str | None = None  # numpy dtype name applied to every floating output
     output_type_rules: tuple[OutputTypeRule, ...] = ()
     log: str = "null"
     flags: tuple[tuple[str, str], ...] = ()  # every flag given, sorted, as recorded in the manifest
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    notes: tuple[str, ...] = field(default=(), compare=False)  # logged at --log=info by the build
 
     @property
     def om_path(self) -> Path:
@@ -239,13 +233,17 @@ def _mode0(given: Mapping[str, str]) -> dict[str, object]:
     output = _writable_target("output", _require(given, "output"))
     model = _existing_file("model", _require(given, "model"))
     input_shape = parse_input_shape(given.get("input_shape", ""))
+    fmt = given.get("input_format", "")
+    framework_text = given.get("framework", "")
+    default_fmt = DEFAULT_INPUT_FORMAT.get(int(framework_text) if framework_text.isdigit() else 5, "NCHW")
+    input_shape, dynamic, notes = parse_dynamic(given, input_shape, fmt or default_fmt)
     framework = _framework(given)
     weight = None
     if framework == 0:
         weight = _existing_file("weight", given.get("weight") or _missing_weight())
     elif given.get("weight"):
         logger.warning("--weight is only used with --framework=0 (Caffe); ignored")
-    fmt = given.get("input_format", "") or DEFAULT_INPUT_FORMAT.get(framework, "ND")
+    fmt = fmt or DEFAULT_INPUT_FORMAT.get(framework, "ND")
     allowed = INPUT_FORMATS.get(framework, ("NCHW", "ND"))
     if fmt not in allowed:
         raise OpenATCError(
@@ -261,6 +259,8 @@ def _mode0(given: Mapping[str, str]) -> dict[str, object]:
         "soc_version": soc,
         "input_format": fmt,
         "input_shape": input_shape,
+        "dynamic": dynamic,
+        "notes": notes,
         "out_nodes": out_nodes,
         "output_type": output_type,
         "output_type_rules": rules,
@@ -268,52 +268,7 @@ def _mode0(given: Mapping[str, str]) -> dict[str, object]:
 
 
 def _missing_weight() -> str:
-    raise OpenATCError("E10054", "--weight is required when --framework=0 (Caffe)", hint="Give the .caffemodel.")
-
-
-_DIM = re.compile(r"^-?\d+$")
-
-
-def parse_input_shape(text: str) -> tuple[InputShape, ...]:
-    """Parses ``"name1:d0,d1;name2:d0"``; names split from dims at the last ':'."""
-    sample = 'e.g. "input_ids:1,64;attention_mask:1,64"'
-    shapes: list[InputShape] = []
-    seen: set[str] = set()
-    for item in (part.strip() for part in text.split(";")):
-        if not item:
-            continue
-        name, sep, dims_text = item.rpartition(":")
-        if not sep or not name:
-            raise OpenATCError("E10002", f"--input_shape entry '{item}' has no 'name:' part", hint=sample)
-        if name in seen:
-            raise OpenATCError("E10002", f"--input_shape names input '{name}' twice", hint=sample)
-        seen.add(name)
-        dims: list[int] = []
-        for d in (d.strip() for d in dims_text.split(",")) if dims_text.strip() else ():
-            if "~" in d:
-                raise OpenATCError(
-                    "E10055",
-                    f"--input_shape range '{d}' for input '{name}' (dynamic shape) is not supported yet",
-                    hint="Give fixed dimensions.",
-                )
-            if not _DIM.match(d):
-                raise OpenATCError(
-                    "E10002", f"--input_shape dimension '{d}' of input '{name}' is not an integer", hint=sample
-                )
-            value = int(d)
-            if value == -1:
-                raise OpenATCError(
-                    "E10055",
-                    f"--input_shape dimension -1 of input '{name}' (dynamic dimension) is not supported yet",
-                    hint="Give every dimension a fixed positive value.",
-                )
-            if value <= 0:
-                raise OpenATCError(
-                    "E10011", f"--input_shape dimension {value} of input '{name}' is not positive", hint=sample
-                )
-            dims.append(value)
-        shapes.append(InputShape(name, tuple(dims)))
-    return tuple(shapes)
+    raise OpenATCError("E10008", "--weight is required when --framework=0 (Caffe)", hint="Give the .caffemodel.")
 
 
 def parse_output_type(text: str, out_nodes: tuple[str, ...]) -> tuple[str | None, tuple[OutputTypeRule, ...]]:

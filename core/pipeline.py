@@ -11,6 +11,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,12 +23,19 @@ import onnx_ir as ir
 
 from openatc import om
 from openatc.errors import OpenATCError
+from openatc.gears import GEAR_FLAGS, InputShape, gear_shapes
 from openatc.graph import count_nodes, intermediate_bytes, op_histogram, split_weights, value_spec
 from openatc.manager import OpenATCPluginManager, default_plugin_manager
 from openatc.options import FRAMEWORKS, BuildOptions
 from openatc.passmanager import PassRecord, order_passes, run_passes
-from openatc.specialize import apply_input_shapes, apply_output_types, check_static_inputs, cut_outputs
-from openatc.types import Backend, CompileContext, Frontend, PassContext
+from openatc.specialize import (
+    apply_input_shapes,
+    apply_output_types,
+    check_static_inputs,
+    cut_outputs,
+    shape_inference_error,
+)
+from openatc.types import Backend, CompileContext, Frontend, PassContext, PassSpec, TensorSpec
 
 __all__ = ["BuildResult", "build_om"]
 
@@ -70,32 +78,137 @@ def _frontend(pm: OpenATCPluginManager, framework: int) -> Frontend:
 
 
 def build_om(options: BuildOptions, pm: OpenATCPluginManager | None = None) -> BuildResult:
-    """Builds ``options.output + '.om'`` from ``options.model``; writes nothing on failure."""
+    """Builds ``options.output + '.om'`` from ``options.model``; writes nothing on failure.
+
+    One graph per gear: each gear gets a clone of the loaded model (weights shared, not copied),
+    its own shapes, passes and backend compile; the weights are stored once for all gears.
+    """
     pm = pm or default_plugin_manager()
     start = time.perf_counter()
     for warning in options.warnings:
         logger.warning(warning)
+    for note in options.notes:
+        logger.info(note)
     backend = pm.backend_for_soc(options.soc_version)
+    _check_dynamic_support(options, backend)
     frontend = _frontend(pm, options.framework if options.framework is not None else -1)
     assert options.model is not None
     logger.info("loading %s with frontend '%s'", options.model, frontend.name)
     model = frontend.load(options.model, options.weight, options)
-    apply_input_shapes(model, options.input_shape)
-    check_static_inputs(model)
+    apply_input_shapes(model.clone(), options.input_shape)  # names, ranks, fixed dims: checked once
     cut_outputs(model, options.out_nodes)
-    inputs = [value_spec(v, options.input_format) for v in model.graph.inputs]
     passes = order_passes([*pm.passes().values(), *backend.passes])
     ctx = PassContext(options=options, capabilities=backend.capabilities)
-    gear_name = "gear0"
-    report = run_passes(model, passes, ctx)
-    apply_output_types(model, options.output_type, options.output_type_rules, options.out_nodes)
-    gear = _compile_gear(gear_name, model, backend, options, report)
-    outputs = [value_spec(v) for v in model.graph.outputs]
-    manifest, sections = _assemble(options, pm, backend, frontend, inputs, outputs, [gear])
+    plans = gear_shapes(options.input_shape, options.dynamic, options.input_format)
+    strict = len(plans) > 1 and shape_inference_error(model) is None  # else onnx cannot judge the gears
+    gears: list[_Gear] = []
+    reports: dict[str, list[PassRecord]] = {}
+    with _Progress(len(plans)) as progress:
+        for index, shapes in enumerate(plans):
+            name = f"gear{index}"
+            progress.step(index, shapes)
+            gear_model = model.clone() if len(plans) > 1 else model
+            try:
+                gear, reports[name] = _build_gear(name, gear_model, shapes, backend, options, passes, ctx, strict)
+            except OpenATCError as exc:
+                if len(plans) == 1:
+                    raise
+                raise OpenATCError(exc.code, f"{name} ({_shapes_text(shapes)}): {exc.message}", exc.hint) from exc
+            if options.dynamic is not None and options.dynamic.kind in GEAR_FLAGS:
+                gear.info["dims"] = list(options.dynamic.gears[index])
+            gears.append(gear)
+            del gear_model
+    inputs = _merged_specs([g.info["inputs"] for g in gears], options.input_format)
+    outputs = _merged_specs([g.info["outputs"] for g in gears])
+    manifest, sections = _assemble(options, pm, backend, frontend, inputs, outputs, gears)
     path = _write_verified(options.om_path, sections, pm)
     seconds = time.perf_counter() - start
-    logger.info("wrote %s (%d B) in %.2f s", path, path.stat().st_size, seconds)
-    return BuildResult(path, manifest, {gear_name: report}, seconds)
+    logger.info("wrote %s (%d B, %d gear(s)) in %.2f s", path, path.stat().st_size, len(gears), seconds)
+    return BuildResult(path, manifest, reports, seconds)
+
+
+def _build_gear(
+    name: str,
+    model: ir.Model,
+    shapes: tuple[InputShape, ...],
+    backend: Backend,
+    options: BuildOptions,
+    passes: list[PassSpec],
+    ctx: PassContext,
+    strict: bool,
+) -> tuple[_Gear, list[PassRecord]]:
+    """One gear: shapes fixed, shape subgraphs folded, optimized and compiled on its own."""
+    apply_input_shapes(model, shapes)
+    check_static_inputs(model, shapes)
+    if strict:
+        error = shape_inference_error(model)
+        if error is not None:
+            raise OpenATCError(
+                "E10050",
+                f"shape inference fails at these shapes: {error}",
+                hint="Remove this gear, or check that the model supports these dimensions.",
+            )
+    report = run_passes(model, passes, ctx)
+    apply_output_types(model, options.output_type, options.output_type_rules, options.out_nodes)
+    gear = _compile_gear(name, model, backend, options, report)
+    return gear, report
+
+
+def _check_dynamic_support(options: BuildOptions, backend: Backend) -> None:
+    if (
+        options.dynamic is not None
+        and options.dynamic.kind == "shape_range"
+        and not backend.capabilities.dynamic_shapes
+    ):
+        dynamic = "; ".join(s.text() for s in options.input_shape if s.dynamic_axes)
+        raise OpenATCError(
+            "E10055",
+            f'--input_shape "{dynamic}" asks for a dynamic-shape (range) compile, which backend '
+            f"'{backend.name}' (--soc_version={options.soc_version}) cannot run",
+            hint="Give gears instead (--dynamic_batch_size, --dynamic_image_size or --dynamic_dims), or fix the dims.",
+        )
+
+
+def _shapes_text(shapes: tuple[InputShape, ...]) -> str:
+    return ";".join(s.text() for s in shapes)
+
+
+def _merged_specs(per_gear: list[list[dict[str, Any]]], fmt: str | None = None) -> list[TensorSpec]:
+    """Model-level inputs/outputs: dims equal in every gear stay ints; dims that vary become "-1"."""
+    specs = []
+    for entries in zip(*per_gear, strict=True):
+        first = entries[0]
+        dims: list[int | str] = []
+        for axis, dim in enumerate(first["shape"]):
+            same = all(len(e["shape"]) == len(first["shape"]) and e["shape"][axis] == dim for e in entries)
+            dims.append(dim if same else "-1")
+        specs.append(TensorSpec(first["name"], first["dtype"], tuple(dims), fmt or first.get("format", "ND")))
+    return specs
+
+
+class _Progress:
+    """``gear i/n`` on one terminal line while gears build (multi-gear builds on a terminal only)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.enabled = total > 1 and sys.stderr.isatty()
+        self.start = time.perf_counter()
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def step(self, index: int, shapes: tuple[InputShape, ...]) -> None:
+        logger.info("building gear%d/%d: %s", index, self.total, _shapes_text(shapes))
+        if self.enabled:
+            elapsed = time.perf_counter() - self.start
+            sys.stderr.write(f"\r\x1b[Kgear {index + 1}/{self.total} [{_shapes_text(shapes)}] {elapsed:.1f}s")
+            sys.stderr.flush()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            elapsed = time.perf_counter() - self.start
+            sys.stderr.write(f"\r\x1b[K{self.total} gears built in {elapsed:.1f}s\n")
+            sys.stderr.flush()
 
 
 def _compile_gear(
@@ -208,9 +321,27 @@ def _assemble(
             "activation_bytes_no_reuse": max(g.info["memory"]["activation_bytes_no_reuse"] for g in gears),
         },
     }
+    if options.dynamic is not None:
+        manifest["dynamic"] = _dynamic_json(options)
     manifest_bytes = json.dumps(manifest, sort_keys=True, indent=1).encode()
     ordered = {"manifest": manifest_bytes, **sections, "weights": arrays}
     return manifest, ordered
+
+
+def _dynamic_json(options: BuildOptions) -> dict[str, Any]:
+    """``manifest.dynamic``: the gear flag and its gears, or the ranges of a range compile."""
+    assert options.dynamic is not None
+    dynamic = options.dynamic
+    data: dict[str, Any] = {
+        "kind": dynamic.kind,
+        "input_shape": ";".join(s.text() for s in options.input_shape),
+        "gears": [list(g) for g in dynamic.gears],
+    }
+    if dynamic.kind == "shape_range":
+        data["ranges"] = {
+            s.name: [list(r) for r in (s.ranges or tuple((d, d) for d in s.dims))] for s in options.input_shape
+        }
+    return data
 
 
 def _write_verified(path: Path, sections: Mapping[str, Any], pm: OpenATCPluginManager) -> Path:

@@ -2,11 +2,20 @@
 
 >>> sess = openatc.Session("out/text_encoder_bs1_seq64.om")
 >>> outputs = sess.run({"input_ids": ids})        # {"last_hidden_state": array}
+
+A model with gears (``--dynamic_batch_size/_image_size/_dims``) holds one graph per gear; the
+Session picks the gear whose input shapes equal the feeds' shapes. With ``pad_to_gear=True``,
+inputs that match no gear are padded (at the end of each axis, with the input's padding value,
+0 by default) to the smallest gear that fits, and the outputs are trimmed back: an output axis
+is trimmed when its size follows one input axis across the gears (equal to it, or an exact
+linear function of it; rounded up). A range-compiled model (``a~b`` or -1 without gears) runs
+any shape inside its recorded ranges.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -35,6 +44,10 @@ class Session:
             model has several gears and lets a single-gear model trade memory for speed (ONNX
             Runtime's weight prepacking).
         backend_options: Passed to the backend's loader (e.g. ``{"intra_op_num_threads": 1}``).
+        pad_to_gear: Pad inputs whose shapes match no gear to the smallest gear that fits, and
+            trim the outputs back (see the module docstring). Off by default: such inputs are an
+            error that lists the gears.
+        pad_values: Padding value per input name (default 0 for every input: 0.0, 0, False).
     """
 
     def __init__(
@@ -45,8 +58,12 @@ class Session:
         verify: bool = True,
         share_weights: bool | None = None,
         backend_options: Mapping[str, Any] | None = None,
+        pad_to_gear: bool = False,
+        pad_values: Mapping[str, float | int | bool] | None = None,
     ) -> None:
         self.path = Path(path)
+        self.pad_to_gear = pad_to_gear
+        self.pad_values = dict(pad_values or {})
         self._om = OmFile(self.path, verify=verify)
         try:
             self.manifest = self._om.manifest
@@ -59,6 +76,8 @@ class Session:
             weights = self._om.weights()  # one set of views, shared by every gear
             self._executors = [self._load_gear(g, weights, share, backend_options or {}) for g in gears]
             self._gears = gears
+            self.dynamic: dict[str, Any] | None = self.manifest.get("dynamic")
+            self._trim = _trim_rules(gears) if len(gears) > 1 else {}
         except BaseException:
             self._om.close()
             raise
@@ -88,6 +107,15 @@ class Session:
             raise OpenATCError("E40003", f"backend '{self.backend.name}' cannot load {gear['name']}: {exc}") from exc
 
     # -- running -------------------------------------------------------------------------------
+    @property
+    def gears(self) -> list[dict[str, tuple[int | str, ...]]]:
+        """Input shapes of each gear, in gear order: ``[{"input_ids": (1, 64)}, ...]``."""
+        return [{t["name"]: tuple(t["shape"]) for t in g["inputs"]} for g in self._gears]
+
+    def gear_for(self, feeds: Mapping[str, np.ndarray]) -> int:
+        """The index of the gear that runs ``feeds`` (validates them as :meth:`run` does)."""
+        return self._check_feeds(feeds)
+
     def run(self, feeds: Mapping[str, np.ndarray], output_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Runs the model; returns outputs by name, in the model's output order."""
         index = self._check_feeds(feeds)
@@ -95,6 +123,14 @@ class Session:
         unknown = [n for n in names if n not in {o.name for o in self.outputs}]
         if unknown:
             raise OpenATCError("E40010", f"unknown output name(s) {unknown}; outputs: {[o.name for o in self.outputs]}")
+        gear_inputs = {t["name"]: t["shape"] for t in self._gears[index]["inputs"]}
+        padded = {
+            n: v
+            for n, v in feeds.items()
+            if isinstance(v, np.ndarray) and n in gear_inputs and not _fits(v.shape, gear_inputs[n])
+        }
+        if padded:
+            feeds = {n: (self._pad(n, v, gear_inputs[n]) if n in padded else v) for n, v in feeds.items()}
         try:
             results = self._executors[index].run(feeds, names)
         except OpenATCError:
@@ -102,7 +138,27 @@ class Session:
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise OpenATCError("E40011", f"running {self.path.name} failed: {first}") from exc
+        if padded:
+            actual = {n: v.shape for n, v in padded.items()}
+            results = [self._trim_output(n, r, actual) for n, r in zip(names, results, strict=True)]
         return dict(zip(names, results, strict=True))
+
+    def _pad(self, name: str, value: np.ndarray, shape: Sequence[int | str]) -> np.ndarray:
+        widths = [(0, int(t) - s if isinstance(t, int) else 0) for s, t in zip(value.shape, shape, strict=True)]
+        return np.pad(value, widths, mode="constant", constant_values=self.pad_values.get(name, 0))
+
+    def _trim_output(self, name: str, value: np.ndarray, actual: Mapping[str, tuple[int, ...]]) -> np.ndarray:
+        rules = self._trim.get(name, {})
+        index: list[slice] = []
+        for axis in range(value.ndim):
+            rule = rules.get(axis)
+            if rule is None or rule[0] not in actual:
+                index.append(slice(None))
+                continue
+            source, source_axis, scale, offset = rule
+            size = math.ceil(scale * actual[source][source_axis] + offset)
+            index.append(slice(0, max(0, min(size, value.shape[axis]))))
+        return value[tuple(index)]
 
     def _check_feeds(self, feeds: Mapping[str, Any]) -> int:
         """Validates names, dtypes and shapes; returns the index of the gear to run."""
@@ -127,14 +183,83 @@ class Session:
                     f"input '{spec.name}' expects dtype {spec.dtype}, got {value.dtype}",
                     hint=f"Convert it first, e.g. array.astype(np.{spec.dtype}).",
                 )
+        for spec in tensors:
+            value = feeds[spec.name]
+            if value.ndim != len(spec.shape):
+                raise OpenATCError(
+                    "E40010",
+                    f"input '{spec.name}' has rank {value.ndim} (shape {tuple(value.shape)}), the model expects "
+                    f"rank {len(spec.shape)} {_shape_text(spec.shape)}",
+                )
         names = {s.name for s in tensors}
+        shapes = {n: tuple(feeds[n].shape) for n in names}
         for index, gear in enumerate(self._gears):
-            if all(_fits(feeds[t["name"]].shape, t["shape"]) for t in gear["inputs"] if t["name"] in names):
+            if all(_fits(shapes[t["name"]], t["shape"]) for t in gear["inputs"] if t["name"] in names):
+                self._check_ranges(shapes)
                 return index
-        wrong = next((s.name, feeds[s.name].shape, s.shape) for s in tensors if not _fits(feeds[s.name].shape, s.shape))
+        if len(self._gears) == 1:
+            wrong = next((s.name, shapes[s.name], s.shape) for s in tensors if not _fits(shapes[s.name], s.shape))
+            raise OpenATCError(
+                "E40010",
+                f"input '{wrong[0]}' has shape {wrong[1]}, the model expects {_shape_text(wrong[2])}",
+            )
+        given = ", ".join(f"{n}{list(shapes[n])}" for n in sorted(names))
+        if self.pad_to_gear:
+            index = self._smallest_fitting_gear(shapes)
+            if index is not None:
+                logger.debug("inputs %s padded to %s", given, self._gears[index]["name"])
+                return index
+            raise OpenATCError(
+                "E40010",
+                f"inputs {given} are larger than every gear of {self.path.name}, so they cannot be padded; "
+                f"gears: {self._describe_gears()}",
+                hint="Feed smaller inputs (split them), or rebuild the model with a larger gear.",
+            )
         raise OpenATCError(
             "E40010",
-            f"input '{wrong[0]}' has shape {tuple(wrong[1])}, the model expects {_shape_text(wrong[2])}",
+            f"inputs {given} match no gear of {self.path.name}; gears: {self._describe_gears()}",
+            hint="Feed one of the gears' shapes, or pad to the smallest gear that fits: "
+            "Session(..., pad_to_gear=True) / openatc run --pad.",
+        )
+
+    def _smallest_fitting_gear(self, shapes: Mapping[str, tuple[int, ...]]) -> int | None:
+        best: tuple[int, int] | None = None
+        for index, gear in enumerate(self._gears):
+            size = 0
+            for t in gear["inputs"]:
+                if t["name"] not in shapes:
+                    continue
+                have = shapes[t["name"]]
+                if len(have) != len(t["shape"]) or any(
+                    isinstance(d, int) and s > d for s, d in zip(have, t["shape"], strict=True)
+                ):
+                    break
+                size += math.prod(d if isinstance(d, int) else s for s, d in zip(have, t["shape"], strict=True))
+            else:
+                if best is None or size < best[0]:
+                    best = (size, index)
+        return None if best is None else best[1]
+
+    def _check_ranges(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        ranges = (self.dynamic or {}).get("ranges") or {}
+        for name, axes in ranges.items():
+            if name not in shapes:
+                continue
+            for axis, (low, high) in enumerate(axes):
+                size = shapes[name][axis]
+                if size < low or (high >= 0 and size > high):
+                    bound = f"{low}~{high}" if high >= 0 else f">= {low}"
+                    raise OpenATCError(
+                        "E40010",
+                        f"dim {axis} of input '{name}' is {size}, outside the range {bound} the model was built "
+                        f"for ({self.dynamic.get('input_shape', '') if self.dynamic else ''})",
+                        hint="Feed a shape inside the range, or rebuild with a wider range in --input_shape.",
+                    )
+
+    def _describe_gears(self) -> str:
+        return "; ".join(
+            f"{g['name']} " + ", ".join(f"{t['name']}{_shape_text(t['shape'])}" for t in g["inputs"])
+            for g in self._gears
         )
 
     def _describe_inputs(self) -> str:
@@ -170,6 +295,52 @@ class Session:
 
     def __repr__(self) -> str:
         return f"Session({str(self.path)!r}, backend={self.backend.name!r}, inputs=[{self._describe_inputs()}])"
+
+
+def _trim_rules(gears: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, tuple[str, int, float, float]]]:
+    """Per output and axis: ``(input, input axis, scale, offset)`` with output size = scale * input size +
+    offset in every gear. Output axes whose size varies with no such input axis are not trimmed.
+    """
+    candidates: list[tuple[str, int, list[int]]] = []
+    for pos, t in enumerate(gears[0]["inputs"]):
+        for axis in range(len(t["shape"])):
+            sizes = [g["inputs"][pos]["shape"][axis] for g in gears]
+            if all(isinstance(d, int) for d in sizes) and len(set(sizes)) > 1:
+                candidates.append((t["name"], axis, sizes))
+    rules: dict[str, dict[int, tuple[str, int, float, float]]] = {}
+    for pos, out in enumerate(gears[0]["outputs"]):
+        for axis in range(len(out["shape"])):
+            sizes = [
+                g["outputs"][pos]["shape"][axis] if axis < len(g["outputs"][pos]["shape"]) else None for g in gears
+            ]
+            if not all(isinstance(d, int) for d in sizes) or len(set(sizes)) == 1:
+                continue
+            rule = _linear_rule(sizes, candidates)
+            if rule is None:
+                logger.info(
+                    "output '%s' axis %d varies across gears with no input axis; not trimmed", out["name"], axis
+                )
+                continue
+            rules.setdefault(out["name"], {})[axis] = rule
+    return rules
+
+
+def _linear_rule(
+    sizes: list[int], candidates: list[tuple[str, int, list[int]]]
+) -> tuple[str, int, float, float] | None:
+    for name, axis, source in candidates:  # identity first: the common case (batch, sequence)
+        if source == sizes:
+            return name, axis, 1.0, 0.0
+    for name, axis, source in candidates:
+        pairs = sorted(set(zip(source, sizes, strict=True)))
+        if len({s for s, _ in pairs}) != len(pairs):
+            continue  # one input size, two output sizes: not a function of this axis
+        (x0, y0), (x1, y1) = pairs[0], pairs[-1]
+        scale = (y1 - y0) / (x1 - x0)
+        offset = y0 - scale * x0
+        if scale > 0 and all(abs(scale * x + offset - y) < 1e-9 for x, y in pairs):
+            return name, axis, scale, offset
+    return None
 
 
 def _fits(shape: Sequence[int], spec: Sequence[int | str]) -> bool:

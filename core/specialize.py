@@ -1,4 +1,4 @@
-"""Graph edits driven by flags: --input_shape, --out_nodes, --output_type."""
+"""Graph edits driven by flags: --input_shape (one gear's shapes), --out_nodes, --output_type."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import onnx_ir as ir
 from openatc.errors import OpenATCError
 from openatc.options import InputShape, OutputTypeRule
 
-__all__ = ["apply_input_shapes", "apply_output_types", "check_static_inputs", "cut_outputs"]
+__all__ = ["apply_input_shapes", "apply_output_types", "check_static_inputs", "cut_outputs", "shape_inference_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +23,11 @@ def _names(values: Sequence[ir.Value], limit: int = 12) -> str:
 
 
 def apply_input_shapes(model: ir.Model, shapes: Sequence[InputShape]) -> None:
-    """Fixes the shapes of the named graph inputs (E10016 unknown name, E10049 rank, E10002 clash)."""
+    """Sets the shapes of the named graph inputs (E10016 unknown name, E10049 rank, E10002 clash).
+
+    A ``-1`` dim (a range compile) becomes a symbolic dim: the model's own name for it when it has
+    one, else ``<input>_d<axis>``. A -1 on a dim the model fixes is an error (E10002).
+    """
     inputs = {v.name: v for v in model.graph.inputs}
     for entry in shapes:
         value = inputs.get(entry.name)
@@ -40,28 +44,44 @@ def apply_input_shapes(model: ir.Model, shapes: Sequence[InputShape]) -> None:
                 f"--input_shape gives input '{entry.name}' {len(entry.dims)} dims {list(entry.dims)}, "
                 f"but it has rank {len(old)} {_shape_text(old)}",
             )
-        if old is not None:
-            for axis, (have, want) in enumerate(zip(old, entry.dims, strict=True)):
-                if isinstance(have, int) and have >= 0 and have != want:  # -1: old exporters' "dynamic"
+        dims: list[int | ir.SymbolicDim] = []
+        for axis, want in enumerate(entry.dims):
+            have = old[axis] if old is not None else None
+            if isinstance(have, int) and have >= 0 and have != want:  # -1: old exporters' "dynamic"
+                if want < 0:
                     raise OpenATCError(
                         "E10002",
-                        f"--input_shape sets dim {axis} of input '{entry.name}' to {want}, but the model "
-                        f"fixes it to {have} {_shape_text(old)}",
-                        hint="Only dynamic dimensions can be set.",
+                        f"--input_shape marks dim {axis} of input '{entry.name}' as dynamic (-1), but the model "
+                        f"fixes it to {have} {_shape_text(old)}; gears and ranges need a dimension the model "
+                        "leaves dynamic",
+                        hint=f"Give dim {axis} as {have}, or export the model with that dimension dynamic.",
                     )
-        value.shape = ir.Shape(entry.dims)
+                raise OpenATCError(
+                    "E10002",
+                    f"--input_shape sets dim {axis} of input '{entry.name}' to {want}, but the model "
+                    f"fixes it to {have} {_shape_text(old)}",
+                    hint="Only dynamic dimensions can be set.",
+                )
+            if want >= 0:
+                dims.append(want)
+            else:
+                named = isinstance(have, ir.SymbolicDim) and have.value
+                dims.append(have if named else ir.SymbolicDim(f"{entry.name}_d{axis}"))
+        value.shape = ir.Shape(dims)
 
 
 def _shape_text(shape: ir.Shape) -> str:
     return "[" + ",".join(str(d) if isinstance(d, int) else (d.value or "?") for d in shape) + "]"
 
 
-def check_static_inputs(model: ir.Model) -> None:
-    """Every tensor input must have fixed dims after --input_shape (no gears yet)."""
+def check_static_inputs(model: ir.Model, shapes: Sequence[InputShape] = ()) -> None:
+    """Every tensor input must have fixed dims after --input_shape, except those it gives as -1."""
+    allowed = {s.name: set(s.dynamic_axes) for s in shapes}
     for value in model.graph.inputs:
         if not isinstance(value.type, ir.TensorType) or value.shape is None:
             continue
-        dynamic = [i for i, d in enumerate(value.shape) if not isinstance(d, int) or d < 0]
+        free = allowed.get(value.name or "", set())
+        dynamic = [i for i, d in enumerate(value.shape) if (not isinstance(d, int) or d < 0) and i not in free]
         if dynamic:
             example = ",".join("1" if not isinstance(d, int) or d < 0 else str(d) for d in value.shape)
             raise OpenATCError(
@@ -69,6 +89,41 @@ def check_static_inputs(model: ir.Model) -> None:
                 f"input '{value.name}' has dynamic dimensions {_shape_text(value.shape)}; --input_shape must fix them",
                 hint=f'Add --input_shape="{value.name}:{example}" (with your sizes).',
             )
+
+
+def shape_inference_error(model: ir.Model) -> str | None:
+    """The first error of onnx's strict shape inference (with data propagation), or None.
+
+    Large initializers are hidden from onnx during the check (only their types matter), so the
+    weights are not copied. The message names the node (``node name: ...``) as onnx reports it.
+    """
+    import onnx
+
+    hidden: dict[str, tuple[ir.Value, ir.TensorProtocol]] = {}
+    inputs_before = len(model.graph.inputs)
+    for name, value in list(model.graph.initializers.items()):
+        tensor = value.const_value
+        if tensor is None or tensor.nbytes <= 1024:
+            continue
+        value.shape = value.shape or tensor.shape
+        value.dtype = value.dtype or tensor.dtype
+        hidden[name] = (model.graph.initializers.pop(name), tensor)
+        value.const_value = None
+        if value not in model.graph.inputs:
+            model.graph.inputs.append(value)
+    try:
+        proto = ir.serde.serialize_model(model)
+    finally:
+        while len(model.graph.inputs) > inputs_before:
+            model.graph.inputs.pop()
+        for name, (value, tensor) in hidden.items():
+            value.const_value = tensor
+            model.graph.initializers[name] = value
+    try:
+        onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
+    except Exception as exc:  # noqa: BLE001 - onnx raises InferenceError, ValidationError, RuntimeError
+        return " ".join(str(exc).split()) or type(exc).__name__
+    return None
 
 
 def cut_outputs(model: ir.Model, out_nodes: Sequence[str]) -> None:
