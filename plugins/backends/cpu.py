@@ -28,6 +28,21 @@ SOC_VERSIONS = ("cpu", "x86_64", "aarch64")
 #: LayerNormalization -> SkipLayerNormalization) fires once shapes are static and made the example
 #: encoder 8-10% slower at every size measured (1x64 .. 8x128, 1 and 2 threads; see benchmarks/).
 DISABLED_ORT_OPTIMIZERS = ("SkipLayerNormFusion",)
+#: ONNX Runtime contrib ops (CPU kernels) that openatc's fusion passes may emit for this backend.
+#: SkipLayerNormalization is offered, but its pass is off by default (see DISABLED_ORT_OPTIMIZERS).
+FUSED_OPS = tuple(
+    ("com.microsoft", op)
+    for op in (
+        "Attention",
+        "MultiHeadAttention",
+        "FusedConv",
+        "FusedGemm",
+        "FusedMatMul",
+        "Gelu",
+        "BiasGelu",
+        "SkipLayerNormalization",
+    )
+)
 
 
 def _compile(model: ir.Model, ctx: CompileContext) -> bytes | None:
@@ -135,6 +150,7 @@ def openatc_backends() -> Iterator[Backend]:
         capabilities=BackendCapabilities(
             op_types=None,
             dtypes=frozenset({"float32", "float16", "float64", "int8", "uint8", "int32", "int64", "bool"}),
+            fused_ops=FUSED_OPS,
             native_precision="fp32",
             dynamic_shapes=True,
         ),

@@ -2,6 +2,8 @@
 
 Slow but close to the letter of the ONNX specification; used to check other backends. Weights
 are fed as inputs on every run, so the views of the memory-mapped .om are used without copies.
+The graph runs node by node and each intermediate is freed after its last use, as the gear's
+static memory plan assumes.
 """
 
 from __future__ import annotations
@@ -25,13 +27,78 @@ def _compile(model: ir.Model, ctx: CompileContext) -> bytes | None:
     return None
 
 
+def _names_read(node: onnx.NodeProto) -> set[str]:
+    """Names ``node`` reads, names read anywhere inside its subgraphs included (a superset of the
+    outer-scope reads: a shadowing name only makes a lifetime longer, never shorter)."""
+    names = set(node.input)
+    for attr in node.attribute:
+        graphs = [attr.g] if attr.HasField("g") else list(attr.graphs)
+        for graph in graphs:
+            for inner in graph.node:
+                names |= _names_read(inner)
+            names |= {o.name for o in graph.output}
+    return names
+
+
+def _release_plan(graph: onnx.GraphProto) -> list[list[str]]:
+    """For each node: the intermediates (node outputs, not graph outputs) whose last reader it is."""
+    outputs = {o.name for o in graph.output}
+    produced = {name for node in graph.node for name in node.output if name}
+    last: dict[str, int] = {}
+    for index, node in enumerate(graph.node):
+        for name in node.output:
+            if name:
+                last.setdefault(name, index)  # unread outputs die where they are born
+        for name in _names_read(node):
+            if name in produced:
+                last[name] = index
+    plan: list[list[str]] = [[] for _ in graph.node]
+    for name, index in last.items():
+        if name not in outputs:
+            plan[index].append(name)
+    return plan
+
+
 class ReferenceExecutor:
-    def __init__(self, evaluator: Any, weights: Mapping[str, np.ndarray]) -> None:
+    """Runs the main graph node by node with the evaluator's operators and frees every intermediate
+    after its last reader (the liveness that openatc's memory plan is built on, see
+    :mod:`openatc.memory`). ``peak_bytes`` is the largest total of live intermediate bytes (graph
+    outputs excluded) seen in the last run. Falls back to ``ReferenceEvaluator.run`` when the
+    evaluator's internals are not there.
+    """
+
+    def __init__(self, evaluator: Any, weights: Mapping[str, np.ndarray], graph: onnx.GraphProto) -> None:
         self.evaluator = evaluator
         self.weights = dict(weights)
+        self.release = _release_plan(graph)
+        self.intermediates = {name for names in self.release for name in names}
+        nodes = getattr(evaluator, "rt_nodes_", None)
+        self.stepwise = nodes is not None and len(nodes) == len(self.release) and hasattr(evaluator, "rt_inits_")
+        self.peak_bytes = 0
 
     def run(self, feeds: Mapping[str, np.ndarray], output_names: Sequence[str]) -> list[np.ndarray]:
-        return list(self.evaluator.run(list(output_names), {**feeds, **self.weights}))
+        if not self.stepwise:
+            return list(self.evaluator.run(list(output_names), {**feeds, **self.weights}))
+        results: dict[str, Any] = {"": None, **self.evaluator.rt_inits_, **feeds, **self.weights}
+        live = peak = 0
+        keep = set(output_names)
+        for node, release in zip(self.evaluator.rt_nodes_, self.release, strict=True):
+            inputs = [results[name] for name in node.input]
+            outputs = node.run(*inputs, context=results) if node.need_context() else node.run(*inputs)
+            for name, value in zip(node.output, outputs, strict=False):
+                if name:
+                    results[name] = value
+                    live += _nbytes(value) if name in self.intermediates and name not in keep else 0
+            peak = max(peak, live)
+            for name in release:
+                if name not in keep and name in results:
+                    live -= _nbytes(results.pop(name))
+        self.peak_bytes = peak
+        return [results[name] for name in output_names]
+
+
+def _nbytes(value: Any) -> int:
+    return int(value.nbytes) if isinstance(value, np.ndarray) else 0
 
 
 def _load(ctx: LoadContext) -> ReferenceExecutor:
@@ -50,7 +117,7 @@ def _load(ctx: LoadContext) -> ReferenceExecutor:
     except Exception as exc:  # noqa: BLE001 - the evaluator raises many exception types
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise OpenATCError("E40003", f"ReferenceEvaluator cannot load gear '{ctx.gear}': {message}") from None
-    return ReferenceExecutor(evaluator, {n: ctx.weights[n] for n in names})
+    return ReferenceExecutor(evaluator, {n: ctx.weights[n] for n in names}, model.graph)
 
 
 def _supports(node: ir.Node, version: int) -> str | None:

@@ -1,7 +1,8 @@
 """Built-in graph passes (hook family 2).
 
 Upstream passes of onnx_ir and onnxscript are contributed as they are; passes of our own live in
-one module each.
+one module each. Passes that rewrite into a backend's fused ops look at
+``ctx.capabilities.fused_ops`` and do nothing when the backend does not offer them.
 """
 
 from __future__ import annotations
@@ -14,8 +15,21 @@ import onnx_ir.passes.common as common
 from openatc.hookspecs import hookimpl
 from openatc.types import PassContext, PassSpec
 
+from .eliminate_noops import EliminateNoOpsPass
+from .fuse_attention import FuseAttentionPass
+from .fuse_bias import FuseBiasPass
+from .fuse_gelu import FuseGeluPass
 from .infer_shapes import InferShapesPass
+from .lower_fused_ops import LowerFusedOpsPass
+from .merge_shape_ops import MergeShapeOpsPass
 from .remove_identity import RemoveIdentityPass
+
+MS = "com.microsoft"
+
+
+def offered(ctx: PassContext) -> frozenset[str]:
+    """The com.microsoft fused op types the target backend runs."""
+    return frozenset(op for domain, op in ctx.capabilities.fused_ops if domain == MS)
 
 
 def _fold_constants(ctx: PassContext) -> ir.passes.PassBase:
@@ -24,8 +38,26 @@ def _fold_constants(ctx: PassContext) -> ir.passes.PassBase:
     return FoldConstantsPass()
 
 
+def _rule_pass(module: str, cls: str):
+    """A factory importing a pass module that needs onnxscript's rewriter only when a build runs."""
+
+    def factory(ctx: PassContext) -> ir.passes.PassBase:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{module}"), cls)()
+
+    return factory
+
+
 @hookimpl
 def openatc_passes() -> Iterator[PassSpec]:
+    yield from _canonicalize()
+    yield from _fold()
+    yield from _fuse()
+    yield from _memory()
+
+
+def _canonicalize() -> Iterator[PassSpec]:
     yield PassSpec(
         "initializers_from_inputs",
         "canonicalize",
@@ -35,6 +67,28 @@ def openatc_passes() -> Iterator[PassSpec]:
         description="Initializers are weights, not overridable inputs.",
     )
     yield PassSpec(
+        "identity_elimination",
+        "canonicalize",
+        lambda ctx: RemoveIdentityPass(),
+        order=50,
+        description="Removes Identity nodes.",
+    )
+    yield PassSpec(
+        "noop_elimination",
+        "canonicalize",
+        lambda ctx: EliminateNoOpsPass(),
+        order=60,
+        description="Removes Dropout, Cast to the same type, Reshape/Squeeze/Unsqueeze/Expand to the same shape, "
+        "identity Transpose, x+0, x*1.",
+    )
+    yield PassSpec(
+        "shape_op_merge",
+        "canonicalize",
+        lambda ctx: MergeShapeOpsPass(),
+        order=70,
+        description="Merges Transpose pairs and Reshape/Squeeze/Unsqueeze/Flatten chains.",
+    )
+    yield PassSpec(
         "shape_inference",
         "canonicalize",
         lambda ctx: InferShapesPass(),
@@ -42,13 +96,9 @@ def openatc_passes() -> Iterator[PassSpec]:
         order=90,
         description="ONNX shape and type inference (model unchanged on failure).",
     )
-    yield PassSpec(
-        "identity_elimination",
-        "canonicalize",
-        lambda ctx: RemoveIdentityPass(),
-        order=50,
-        description="Removes Identity nodes.",
-    )
+
+
+def _fold() -> Iterator[PassSpec]:
     yield PassSpec(
         "constant_folding",
         "fold",
@@ -84,6 +134,77 @@ def openatc_passes() -> Iterator[PassSpec]:
         order=50,
         description="Identical initializers are stored once.",
     )
+
+
+def _fuse() -> Iterator[PassSpec]:
+    yield PassSpec(
+        "conv_bn_fusion",
+        "fuse",
+        _rule_pass("fuse_conv_bn", "FuseConvBatchNormPass"),
+        order=10,
+        description="Folds BatchNormalization into Conv/ConvTranspose/Gemm.",
+    )
+    yield PassSpec(
+        "bias_fusion",
+        "fuse",
+        lambda ctx: FuseBiasPass(),
+        order=20,
+        description="A constant per-channel Add after Conv/Gemm becomes its bias.",
+    )
+    yield PassSpec(
+        "matmul_add_fusion",
+        "fuse",
+        _rule_pass("fuse_matmul_add", "FuseMatMulAddPass"),
+        order=30,
+        description="2-D MatMul + Add becomes Gemm.",
+    )
+    yield PassSpec(
+        "activation_fusion",
+        "fuse",
+        _rule_pass("fuse_activation", "FuseActivationPass"),
+        order=40,
+        description="HardSwish/HardSigmoid from their decomposition; merged Relu/Clip chains; Min/Max as Clip.",
+    )
+    yield PassSpec(
+        "layer_norm_fusion",
+        "fuse",
+        _rule_pass("fuse_layer_norm", "FuseLayerNormPass"),
+        order=50,
+        description="Decomposed layer normalization becomes LayerNormalization.",
+    )
+    yield PassSpec(
+        "gelu_fusion",
+        "fuse",
+        lambda ctx: FuseGeluPass(),
+        order=60,
+        description="GELU (erf and tanh forms) becomes Gelu (opset 20).",
+    )
+    yield PassSpec(
+        "attention_fusion",
+        "fuse",
+        lambda ctx: FuseAttentionPass(offered(ctx)),
+        order=70,
+        description="Scaled dot-product attention becomes Attention/MultiHeadAttention (backend-offered).",
+    )
+    yield PassSpec(
+        "skip_layer_norm_fusion",
+        "fuse",
+        _rule_pass("fuse_skip_layer_norm", "FuseSkipLayerNormPass"),
+        default_on=False,
+        order=80,
+        description="Add + LayerNormalization becomes SkipLayerNormalization (backend-offered; off: measured slower).",
+    )
+    yield PassSpec(
+        "fused_op_lowering",
+        "fuse",
+        lambda ctx: LowerFusedOpsPass(offered(ctx)),
+        order=900,  # last of the stage: other plugins' fusions (default order 100) see standard ops
+        description="Conv/Gemm + activation, MatMul + Transpose/scale become FusedConv/FusedGemm/FusedMatMul "
+        "(backend-offered).",
+    )
+
+
+def _memory() -> Iterator[PassSpec]:
     yield PassSpec(
         "remove_unused_opsets",
         "memory",

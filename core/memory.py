@@ -1,0 +1,186 @@
+"""Static memory reuse: one arena per gear, every intermediate tensor at an offset in it.
+
+Liveness is computed on the graph's node order: a tensor lives from the node that produces it to
+the last node that reads it (a read from inside a subgraph counts as a read by the node holding
+the subgraph). Graph inputs, initializers and graph outputs are not intermediates: the caller owns
+them. Offsets come from greedy placement, tried in several orders (by size as TensorFlow Lite's
+planner does, by lifetime length, by first use) keeping the smallest arena; each tensor takes the
+best-fitting gap among the tensors already placed whose lifetimes overlap its own.
+
+The lower bound is the largest total of simultaneously live bytes over all steps: no plan can use
+less. Sizes are rounded up to :data:`ALIGNMENT` bytes for the plan and the bound alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import onnx_ir as ir
+
+__all__ = ["ALIGNMENT", "MemoryPlan", "Tensor", "last_uses", "lifetimes", "plan_memory"]
+
+#: Offsets and sizes are multiples of this (bytes): a cache line, enough for SIMD loads.
+ALIGNMENT = 64
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """An intermediate tensor: name, bytes (aligned), first and last step it is live."""
+
+    name: str
+    size: int
+    first: int
+    last: int
+
+
+@dataclass
+class MemoryPlan:
+    """The arena layout of one gear."""
+
+    arena_bytes: int = 0
+    intermediate_bytes: int = 0  # sum of all intermediate sizes: the memory without reuse
+    lower_bound_bytes: int = 0  # largest total of simultaneously live bytes
+    strategy: str = ""
+    offsets: dict[str, int] = field(default_factory=dict)
+    unplanned: list[str] = field(default_factory=list)  # intermediates without a static size
+
+    @property
+    def ratio(self) -> float:
+        """arena / lower bound (1.0 is optimal)."""
+        return self.arena_bytes / self.lower_bound_bytes if self.lower_bound_bytes else 1.0
+
+    def to_json(self, *, offsets: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "arena_bytes": self.arena_bytes,
+            "intermediate_bytes": self.intermediate_bytes,
+            "lower_bound_bytes": self.lower_bound_bytes,
+            "arena_over_lower_bound": round(self.ratio, 4),
+            "planned_tensors": len(self.offsets),
+            "unplanned_tensors": len(self.unplanned),
+            "alignment": ALIGNMENT,
+            "strategy": self.strategy,
+        }
+        if offsets:
+            data["offsets"] = dict(sorted(self.offsets.items()))
+        return data
+
+
+def _aligned(nbytes: int) -> int:
+    return -(-nbytes // ALIGNMENT) * ALIGNMENT
+
+
+def _nbytes(value: ir.Value) -> int | None:
+    if value.dtype is None or value.shape is None or not value.shape.is_static():
+        return None
+    try:
+        itemsize = value.dtype.itemsize
+    except (AttributeError, TypeError, ValueError):
+        return None
+    count = 1
+    for d in value.shape:
+        count *= int(d)
+    return int(count * itemsize)
+
+
+def _reads(node: ir.Node) -> Iterable[ir.Value]:
+    """Values ``node`` reads, those read inside its subgraphs from enclosing scopes included."""
+    yield from (v for v in node.inputs if v is not None)
+    for attr in node.attributes.values():
+        graphs = [attr.value] if attr.type == ir.AttributeType.GRAPH else []
+        if attr.type == ir.AttributeType.GRAPHS:
+            graphs = list(attr.value)
+        for graph in graphs:
+            for inner in ir.traversal.RecursiveGraphIterator(graph):
+                yield from (v for v in inner.inputs if v is not None and v.graph is not inner.graph)
+
+
+def last_uses(graph: ir.Graph) -> dict[str, int]:
+    """Name of every value read by a node of ``graph`` -> index of the last node reading it."""
+    last: dict[str, int] = {}
+    for index, node in enumerate(graph):
+        for value in _reads(node):
+            if value.name:
+                last[value.name] = index
+    return last
+
+
+def lifetimes(graph: ir.Graph) -> tuple[list[Tensor], list[str]]:
+    """The intermediates of ``graph`` (node outputs that are not graph outputs) and the names of
+    those without a static size."""
+    last = last_uses(graph)
+    tensors, unsized = [], []
+    for index, node in enumerate(graph):
+        for value in node.outputs:
+            if not value.name or value.is_graph_output():
+                continue
+            size = _nbytes(value)
+            if size is None:
+                unsized.append(value.name)
+                continue
+            tensors.append(Tensor(value.name, _aligned(size), index, max(index, last.get(value.name, index))))
+    return tensors, unsized
+
+
+def _lower_bound(tensors: list[Tensor]) -> int:
+    events: dict[int, int] = {}
+    for t in tensors:
+        events[t.first] = events.get(t.first, 0) + t.size
+        events[t.last + 1] = events.get(t.last + 1, 0) - t.size
+    live = best = 0
+    for step in sorted(events):
+        live += events[step]
+        best = max(best, live)
+    return best
+
+
+def _place(order: list[Tensor]) -> tuple[int, dict[str, int]]:
+    """Greedy best-fit placement in the given order; returns (arena bytes, offsets)."""
+    placed: list[tuple[int, Tensor]] = []
+    offsets: dict[str, int] = {}
+    arena = 0
+    for t in order:
+        busy = sorted((o, o + p.size) for o, p in placed if p.first <= t.last and t.first <= p.last)
+        best_offset, best_gap, cursor = None, None, 0
+        for start, end in busy:
+            gap = start - cursor
+            if gap >= t.size and (best_gap is None or gap < best_gap):
+                best_offset, best_gap = cursor, gap
+            cursor = max(cursor, end)
+        offset = best_offset if best_offset is not None else cursor
+        placed.append((offset, t))
+        offsets[t.name] = offset
+        arena = max(arena, offset + t.size)
+    return arena, offsets
+
+
+_ORDERS = {
+    "greedy_by_size": lambda t: (-t.size, t.first, t.name),
+    "greedy_by_lifetime": lambda t: (-(t.last - t.first), -t.size, t.name),
+    "greedy_by_first_use": lambda t: (t.first, -t.size, t.name),
+    "greedy_by_size_x_lifetime": lambda t: (-t.size * (t.last - t.first + 1), t.name),
+}
+
+
+def plan_memory(graph: ir.Graph) -> MemoryPlan:
+    """Plans the arena of ``graph`` (main graph; subgraph values live in their own scopes)."""
+    tensors, unsized = lifetimes(graph)
+    plan = MemoryPlan(
+        intermediate_bytes=sum(t.size for t in tensors),
+        lower_bound_bytes=_lower_bound(tensors),
+        unplanned=unsized,
+    )
+    if not tensors:
+        plan.strategy = "none"
+        return plan
+    best: tuple[int, dict[str, int], str] | None = None
+    for name, key in _ORDERS.items():
+        arena, offsets = _place(sorted(tensors, key=key))
+        if best is None or arena < best[0]:
+            best = (arena, offsets, name)
+        if arena == plan.lower_bound_bytes:
+            break
+    assert best is not None
+    plan.arena_bytes, plan.offsets, plan.strategy = best
+    return plan

@@ -1,0 +1,44 @@
+"""Shared machinery of the pattern-rule passes: named onnxscript rules applied to a fixed point."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import onnx_ir as ir
+
+#: A pass stops after this many sweeps over its rules even if rules still fire (a safety net
+#: against two rules undoing each other).
+MAX_SWEEPS = 8
+
+
+class RuleSetPass(ir.passes.InPlacePass):
+    """Applies named ``onnxscript.rewriter`` rules until none fires; counts hits per rule name.
+
+    Subclasses implement :meth:`rules` (``(name, rule)`` pairs; several rules may share a name, e.g.
+    the commuted variants of one rule). ``self.hits`` maps every name to its number of rewrites.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hits: dict[str, int] = {}
+
+    def rules(self, model: ir.Model) -> Sequence[tuple[str, object]]:
+        raise NotImplementedError
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        from onnxscript.rewriter import pattern
+
+        named = list(self.rules(model))
+        self.hits = {name: 0 for name, _ in named}
+        sets = [(name, pattern.RewriteRuleSet([rule])) for name, rule in named]
+        total = 0
+        for _ in range(MAX_SWEEPS):
+            fired = 0
+            for name, rule_set in sets:
+                count = rule_set.apply_to_model(model)
+                self.hits[name] += count
+                fired += count
+            total += fired
+            if not fired:
+                break
+        return ir.passes.PassResult(model, modified=total > 0)

@@ -1,0 +1,95 @@
+"""A constant per-channel Add after Conv or Gemm becomes the op's bias."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from ._graph import bypass, const_array, is_op, single_use, static_shape
+
+
+class FuseBiasPass(ir.passes.InPlacePass):
+    """``Add(Conv(x, W[, B]), c)`` with ``c`` constant and per output channel (shape ``[C,1,..,1]``
+    or ``[1,C,1,..,1]``) becomes ``Conv(x, W, B + c)``; ``Add(Gemm(a, b[, C]), c)`` with ``c``
+    broadcasting to the Gemm output becomes ``Gemm(a, b, C + c)``. The Conv/Gemm output must be
+    used by the Add only. New biases are new initializers (the old ones stay if still used).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hits: dict[str, int] = {}
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        self.hits = {"Conv+Add": 0, "Gemm+Add": 0}
+        for node in list(model.graph):
+            if node.graph is None or not is_op(node, "Add") or len(node.inputs) != 2:
+                continue
+            for i in (0, 1):
+                producer = node.inputs[i].producer() if node.inputs[i] is not None else None
+                if is_op(producer, ("Conv", "Gemm")) and single_use(node.inputs[i]):
+                    kind = self._fuse(model.graph, producer, node, node.inputs[1 - i])
+                    if kind:
+                        self.hits[kind] += 1
+                        break
+        return ir.passes.PassResult(model, modified=any(self.hits.values()))
+
+    @staticmethod
+    def _fuse(graph: ir.Graph, op: ir.Node, add: ir.Node, other: ir.Value | None) -> str | None:
+        c = const_array(other)
+        out_shape = static_shape(op.outputs[0])
+        if c is None or out_shape is None or c.dtype != _np_dtype(op.outputs[0]):
+            return None
+        if add.outputs[0].dtype != op.outputs[0].dtype or static_shape(add.outputs[0]) != out_shape:
+            return None
+        if is_op(op, "Conv"):
+            channels = out_shape[1]
+            dims = list(c.shape)
+            while dims and dims[0] == 1 and len(dims) > len(out_shape) - 1:
+                dims.pop(0)
+            if len(dims) > len(out_shape) - 1 or any(d != 1 for d in dims[1:]):
+                return None
+            if dims and dims[0] != 1 and (len(dims) < len(out_shape) - 1 or dims[0] != channels):
+                return None
+            extra = np.broadcast_to(c.reshape(-1) if c.size > 1 else c.reshape(()), (channels,))
+            index, size = 2, (channels,)
+        else:
+            beta = op.attributes.get("beta")
+            if c.ndim > 2 or (beta is not None and beta.as_float() != 1.0):
+                return None
+            try:
+                np.broadcast_to(c, out_shape)
+            except ValueError:
+                return None
+            extra = c if c.ndim == 2 or c.size > 1 else c.reshape(())
+            index, size = 2, None
+        old = const_array(op.inputs[index]) if len(op.inputs) > index and op.inputs[index] is not None else None
+        if len(op.inputs) > index and op.inputs[index] is not None and old is None:
+            return None
+        if is_op(op, "Gemm") and old is not None:
+            try:
+                if np.broadcast_shapes(old.shape, extra.shape, out_shape) != tuple(out_shape):
+                    return None
+            except ValueError:
+                return None
+        bias = (extra if old is None else old + extra).astype(c.dtype)
+        if size is not None:
+            bias = np.ascontiguousarray(np.broadcast_to(bias, size))
+        name = f"{op.name or add.name or 'op'}_fused_bias"
+        while name in graph.initializers:
+            name += "_"
+        value = ir.Value(name=name, const_value=ir.tensor(np.ascontiguousarray(bias), name=name))
+        value.shape, value.dtype = ir.Shape(bias.shape), op.outputs[0].dtype
+        graph.register_initializer(value)
+        while len(op.inputs) <= index:
+            op.resize_inputs(len(op.inputs) + 1)
+        op.replace_input_with(index, value)
+        if not bypass(add, op.outputs[0]):
+            return None
+        return "Conv+Add" if is_op(op, "Conv") else "Gemm+Add"
+
+
+def _np_dtype(value: ir.Value) -> np.dtype | None:
+    try:
+        return np.dtype(value.dtype.numpy()) if value.dtype is not None else None
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,99 @@
+"""attention_fusion: scaled dot-product attention as the legacy and the dynamo PyTorch exporters
+write it becomes com.microsoft Attention (packed QKV) or MultiHeadAttention; checked against ONNX
+Runtime on the original model, fp32 tolerance 1e-4 (different summation order)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from openatc.plugins.passes.fuse_attention import FuseAttentionPass
+
+from ._helpers import check_pass, model, rand
+
+B, S, H, D = 2, 8, 4, 8
+E = H * D
+
+
+def _proj(name: str, src: str, nodes: list, init: dict, seed: int) -> str:
+    init[f"w{name}"] = rand(E, E, seed=seed, scale=0.2)
+    init[f"b{name}"] = rand(E, seed=seed + 10, scale=0.2)
+    nodes.append(helper.make_node("MatMul", [src, f"w{name}"], [f"{name}mm"]))
+    nodes.append(helper.make_node("Add", [f"b{name}", f"{name}mm"], [f"{name}p"]))
+    return f"{name}p"
+
+
+def _heads(name: str, value: str, perm: list[int], nodes: list) -> str:
+    nodes.append(helper.make_node("Reshape", [value, "split"], [f"{name}r"]))
+    nodes.append(helper.make_node("Transpose", [f"{name}r"], [f"{name}h"], perm=perm))
+    return f"{name}h"
+
+
+def _attention(style: str, *, cross: bool = False, mask: bool = False):
+    nodes: list = []
+    init: dict = {"split": np.array([B, S, H, D], np.int64), "merge": np.array([B, S, E], np.int64)}
+    q = _proj("q", "x", nodes, init, 1)
+    k = _proj("k", "m" if cross else "x", nodes, init, 2)
+    v = _proj("v", "m" if cross else "x", nodes, init, 3)
+    qh = _heads("q", q, [0, 2, 1, 3], nodes)
+    if style == "legacy":  # K^T by one Transpose, scores divided by sqrt(D)
+        kt = _heads("k", k, [0, 2, 3, 1], nodes)
+        nodes.append(helper.make_node("MatMul", [qh, kt], ["qk"]))
+        init["sqrt_d"] = np.array(math.sqrt(D), np.float32)
+        nodes.append(helper.make_node("Div", ["qk", "sqrt_d"], ["scores"]))
+    else:  # dynamo: K heads, a second Transpose, Q and K^T each scaled by D**-0.25
+        kh = _heads("k", k, [0, 2, 1, 3], nodes)
+        nodes.append(helper.make_node("Transpose", [kh], ["kt"], perm=[0, 1, 3, 2]))
+        init["root"] = np.array(D**-0.25, np.float32)
+        nodes.append(helper.make_node("Mul", [qh, "root"], ["qs"]))
+        nodes.append(helper.make_node("Mul", ["kt", "root"], ["ks"]))
+        nodes.append(helper.make_node("MatMul", ["qs", "ks"], ["scores"]))
+    scores = "scores"
+    if mask:
+        init["mask"] = np.triu(np.full((S, S), -1e4, np.float32), 1).reshape(1, 1, S, S)
+        nodes.append(helper.make_node("Add", ["scores", "mask"], ["masked"]))
+        scores = "masked"
+    vh = _heads("v", v, [0, 2, 1, 3], nodes)
+    nodes += [
+        helper.make_node("Softmax", [scores], ["p"], axis=-1),
+        helper.make_node("MatMul", ["p", vh], ["o"]),
+        helper.make_node("Transpose", ["o"], ["ot"], perm=[0, 2, 1, 3]),
+        helper.make_node("Reshape", ["ot", "merge"], ["y"]),
+    ]
+    inputs = [("x", [B, S, E])] + ([("m", [B, S, E])] if cross else [])
+    proto = model(nodes, inputs, [("y", [B, S, E])], init)
+    feeds = {"x": rand(B, S, E, seed=7)}
+    if cross:
+        feeds["m"] = rand(B, S, E, seed=8)
+    return proto, feeds
+
+
+def _pass() -> FuseAttentionPass:
+    return FuseAttentionPass(frozenset({"Attention", "MultiHeadAttention"}))
+
+
+@pytest.mark.parametrize("style", ["legacy", "dynamo"])
+@pytest.mark.parametrize("mask", [False, True])
+def test_self_attention_becomes_packed_attention(style: str, mask: bool) -> None:
+    proto, feeds = _attention(style, mask=mask)
+    m, pass_ = check_pass(
+        proto, _pass, feeds, ops_after={"com.microsoft.Attention": 1}, absent=("Softmax", "Transpose"), atol=1e-4
+    )
+    assert pass_.hits == {"Attention": 1, "MultiHeadAttention": 0}
+    assert len(list(m.graph)) == 1
+
+
+def test_cross_attention_becomes_multi_head_attention() -> None:
+    proto, feeds = _attention("legacy", cross=True)
+    _, pass_ = check_pass(
+        proto, _pass, feeds, ops_after={"com.microsoft.MultiHeadAttention": 1}, absent=("Softmax",), atol=1e-4
+    )
+    assert pass_.hits["MultiHeadAttention"] == 1
+
+
+def test_nothing_without_the_backend_offering_it() -> None:
+    proto, feeds = _attention("legacy")
+    check_pass(proto, lambda: FuseAttentionPass(frozenset()), feeds, ops_after={"Softmax": 1}, modified=False)
