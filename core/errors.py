@@ -40,6 +40,11 @@ CATALOGUE: dict[str, ErrorInfo] = {
     "E10007": ErrorInfo(
         "Missing_Argument", "A required flag is missing.", "Add the flag; 'openatc --help' lists its values."
     ),
+    "E10008": ErrorInfo(
+        "Missing_Weight",
+        "--framework=0 (Caffe) needs the weights: --weight is missing.",
+        "Give the .caffemodel with --weight (and the .prototxt with --model).",
+    ),
     "E10010": ErrorInfo(
         "Invalid_Log_Level", "--log has an unknown level.", "Use one of debug, info, warning, error, null."
     ),
@@ -187,6 +192,47 @@ CATALOGUE: dict[str, ErrorInfo] = {
         "Invalid_Model",
         "The model violates its framework's rules.",
         "Fix the model with its framework's tools and export it again.",
+    ),
+    "E21001": ErrorInfo(
+        "Caffe_Prototxt_Syntax_Error",
+        "The Caffe network definition (--model) is not valid prototxt text: a syntax error or an unknown field.",
+        "Fix the prototxt at the line and column named in the message (field names follow Caffe's caffe.proto).",
+    ),
+    "E21002": ErrorInfo(
+        "Caffe_Weights_Unreadable",
+        "The --weight file is not a binary Caffe caffemodel (NetParameter).",
+        "Give the .caffemodel written by Caffe for this prototxt.",
+    ),
+    "E21003": ErrorInfo(
+        "Caffe_Weights_Mismatch",
+        "The caffemodel does not match the prototxt: layers (matched by name) or blobs are missing or mis-shaped.",
+        "Give the caffemodel trained with this prototxt; the message names each missing or mis-shaped blob.",
+    ),
+    "E21004": ErrorInfo(
+        "Caffe_Invalid_Net",
+        "The Caffe net is inconsistent: a bottom blob no layer produces, or a layer whose parameters do not fit "
+        "its input shapes.",
+        "Fix the layer named in the message.",
+    ),
+    "E22001": ErrorInfo(
+        "TF_Not_A_GraphDef",
+        "The --model file is not a TensorFlow GraphDef (.pb, binary or text) or SavedModel directory.",
+        "Give a frozen graph (.pb) written by TensorFlow; --framework=3 reads frozen GraphDefs.",
+    ),
+    "E22002": ErrorInfo(
+        "TF_Graph_Not_Frozen",
+        "The TensorFlow graph still holds variables: it was saved without freezing.",
+        "Freeze it first (convert_variables_to_constants_v2 / freeze_graph) so weights become constants.",
+    ),
+    "E22003": ErrorInfo(
+        "TF_Conversion_Failed",
+        "tf2onnx could not convert the TensorFlow graph.",
+        "Check the node named in the message; run with --log=debug for tf2onnx's own report.",
+    ),
+    "E22004": ErrorInfo(
+        "TF_Not_Installed",
+        "--framework=3 needs TensorFlow and tf2onnx, which are not installed.",
+        "pip install 'openatc[tensorflow]'.",
     ),
     "E30001": ErrorInfo(
         "Optimization_Failed",

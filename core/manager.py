@@ -38,6 +38,8 @@ ENTRY_POINT_GROUP = "openatc"
 #: Built-in plugins, registered exactly as an external plugin would be.
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "openatc.frontends.onnx",
+    "openatc.frontends.caffe",
+    "openatc.frontends.tensorflow",
     "openatc.plugins.passes",
     "openatc.plugins.backends.cpu",
     "openatc.plugins.backends.reference",
