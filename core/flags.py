@@ -98,7 +98,7 @@ FLAGS: tuple[Flag, ...] = (
     _f("op_name_map", "Feature", "todo", "Custom op-name mapping file."),
     _f("external_weight", "Feature", "todo", "0 weights inside the .om (default), 1/2 external files.", "0"),
     # Model tuning
-    _f("fusion_switch_file", "Model Tuning", "todo", "File turning fusion passes off."),
+    _f("fusion_switch_file", "Model Tuning", "done", "File turning fusion passes off (or on)."),
     _f("enable_small_channel", "Model Tuning", "noop", "Small-channel convolution optimization (Ascend)."),
     _f("buffer_optimize", "Model Tuning", "noop", "L1/L2 buffer optimization (Ascend)."),
     _f("compression_optimize_conf", "Model Tuning", "todo", "Compression/calibration configuration."),

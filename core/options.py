@@ -73,6 +73,7 @@ class BuildOptions:
     input_shape: tuple[InputShape, ...] = ()  # dims -1 where dynamic (gears or ranges)
     dynamic: Dynamic | None = None  # gears or a shape-range compile (openatc.gears)
     out_nodes: tuple[str, ...] = ()
+    fusion_switches: tuple[tuple[str, bool], ...] = ()  # --fusion_switch_file entries, in file order
     output_type: str | None = None  # numpy dtype name applied to every floating output
     output_type_rules: tuple[OutputTypeRule, ...] = ()
     log: str = "null"
@@ -262,9 +263,18 @@ def _mode0(given: Mapping[str, str]) -> dict[str, object]:
         "dynamic": dynamic,
         "notes": notes,
         "out_nodes": out_nodes,
+        "fusion_switches": _fusion_switches(given),
         "output_type": output_type,
         "output_type_rules": rules,
     }
+
+
+def _fusion_switches(given: Mapping[str, str]) -> tuple[tuple[str, bool], ...]:
+    if not given.get("fusion_switch_file"):
+        return ()
+    from openatc.passmanager import parse_fusion_switch_file
+
+    return parse_fusion_switch_file(_existing_file("fusion_switch_file", given["fusion_switch_file"]))
 
 
 def _missing_weight() -> str:

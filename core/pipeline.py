@@ -26,8 +26,9 @@ from openatc.errors import OpenATCError
 from openatc.gears import GEAR_FLAGS, InputShape, gear_shapes
 from openatc.graph import count_nodes, intermediate_bytes, op_histogram, split_weights, value_spec
 from openatc.manager import OpenATCPluginManager, default_plugin_manager
+from openatc.memory import plan_memory
 from openatc.options import FRAMEWORKS, BuildOptions
-from openatc.passmanager import PassRecord, order_passes, run_passes
+from openatc.passmanager import PassRecord, missed_fusions, order_passes, run_passes
 from openatc.specialize import (
     apply_input_shapes,
     apply_output_types,
@@ -97,7 +98,7 @@ def build_om(options: BuildOptions, pm: OpenATCPluginManager | None = None) -> B
     model = frontend.load(options.model, options.weight, options)
     apply_input_shapes(model.clone(), options.input_shape)  # names, ranks, fixed dims: checked once
     cut_outputs(model, options.out_nodes)
-    passes = order_passes([*pm.passes().values(), *backend.passes])
+    passes = order_passes([*pm.passes().values(), *backend.passes], switches=options.fusion_switches)
     ctx = PassContext(options=options, capabilities=backend.capabilities)
     plans = gear_shapes(options.input_shape, options.dynamic, options.input_format)
     strict = len(plans) > 1 and shape_inference_error(model) is None  # else onnx cannot judge the gears
@@ -228,8 +229,9 @@ def _compile_gear(
         "nodes": count_nodes(model.graph),
         "ops": op_histogram(model.graph),
         "opset": dict(sorted(model.opset_imports.items())),
-        "memory": {"activation_bytes_no_reuse": intermediate_bytes(model.graph)},
+        "memory": {"activation_bytes_no_reuse": intermediate_bytes(model.graph), **plan_memory(model.graph).to_json()},
         "passes": [r.to_json() for r in report],
+        "missed_fusions": missed_fusions(model),
     }
     return _Gear(name, graph, payload, weights, info)
 
