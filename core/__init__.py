@@ -31,6 +31,7 @@ from openatc.types import (
 )
 
 if TYPE_CHECKING:
+    from openatc.aipp.dynamic import AippParams
     from openatc.manager import OpenATCPluginManager
     from openatc.runtime import Session
 
@@ -43,6 +44,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "AippFormat",
+    "AippParams",
     "Backend",
     "BackendCapabilities",
     "BuildOptions",
@@ -89,4 +91,8 @@ def __getattr__(name: str) -> Any:
         from openatc.runtime import Session
 
         return Session
+    if name == "AippParams":
+        from openatc.aipp.dynamic import AippParams
+
+        return AippParams
     raise AttributeError(f"module 'openatc' has no attribute {name!r}")

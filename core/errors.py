@@ -153,6 +153,17 @@ CATALOGUE: dict[str, ErrorInfo] = {
         "Two flags give the same thing (e.g. one input in both --input_shape and --input_shape_range).",
         "Give it in one of them.",
     ),
+    "E10034": ErrorInfo(
+        "Aipp_Input_Fp16_Conflict",
+        "An input fed through AIPP is also listed in --input_fp16_nodes (an AIPP input is uint8).",
+        "Remove the input from --input_fp16_nodes or its aipp_op block from --insert_op_conf.",
+    ),
+    "E10052": ErrorInfo(
+        "Invalid_Aipp_Config",
+        "The AIPP configuration (--insert_op_conf) parses but is not valid: a field out of range, misaligned, "
+        "repeated, or sizes that do not add up to the model input.",
+        "Fix the field named in the message; docs/aipp.md lists every field, its default and range.",
+    ),
     "E10054": ErrorInfo(
         "Required_Argument_Empty",
         "A required flag is missing or empty (an unquoted value containing ';' is cut by the shell).",
@@ -264,6 +275,12 @@ CATALOGUE: dict[str, ErrorInfo] = {
         "The backend failed while executing the model.",
         "Check the inputs' values; run with --log=debug for details.",
     ),
+    "E40012": ErrorInfo(
+        "Invalid_Dynamic_Aipp_Params",
+        "The dynamic AIPP parameters given at run time are missing, out of range, or do not match the image.",
+        "Pass an AippParams per dynamic-AIPP input (Session.run(feeds, aipp={name: AippParams(...)})) "
+        "within the ranges of docs/aipp.md.",
+    ),
     "E40005": ErrorInfo(
         "Unsupported_By_Target",
         "The pre-check found operators the chosen --soc_version cannot run.",
@@ -288,6 +305,11 @@ CATALOGUE: dict[str, ErrorInfo] = {
         "Om_Write_Failed",
         "The .om file could not be written.",
         "Check free disk space and permissions of the output directory.",
+    ),
+    "E13018": ErrorInfo(
+        "Parse_Text_Format_Failed",
+        "A protobuf text-format file (e.g. the AIPP configuration) has a syntax error or an unknown field.",
+        "Fix the line and column named in the message; check field names against the documentation.",
     ),
     "E19001": ErrorInfo(
         "Plugin_Conflict",

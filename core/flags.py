@@ -91,7 +91,7 @@ FLAGS: tuple[Flag, ...] = (
     _f("aicore_num", "Target", "noop", "AI core count (Ascend only)."),
     _f("virtual_type", "Target", "noop", "Run on virtual NPUs (Ascend only)."),
     # Feature
-    _f("insert_op_conf", "Feature", "todo", "AIPP configuration file."),
+    _f("insert_op_conf", "Feature", "done", "AIPP configuration file (image pre-processing compiled into the model)."),
     _f("input_fp16_nodes", "Feature", "todo", 'Inputs fed as FP16, "node1;node2".'),
     _f("is_input_adjust_hw_layout", "Feature", "todo", "NC1HWC0 layout for FP16 inputs.", "false"),
     _f("is_output_adjust_hw_layout", "Feature", "todo", "NC1HWC0 layout for FP16 outputs.", "false"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import numpy as np
@@ -58,6 +59,8 @@ def value_spec(value: ir.Value, fmt: str = "ND") -> TensorSpec:
     dims: tuple[int | str, ...] = ()
     if value.shape is not None:
         dims = tuple(d if isinstance(d, int) else (str(d.value) if d.value else "?") for d in value.shape)
+    if "openatc.aipp" in value.metadata_props:  # a raw-image input made by openatc.aipp: uint8 NHWC
+        return TensorSpec(value.name or "", dtype, dims, "NHWC", json.loads(value.metadata_props["openatc.aipp"]))
     return TensorSpec(value.name or "", dtype, dims, fmt)
 
 

@@ -43,6 +43,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "openatc.plugins.passes",
     "openatc.plugins.backends.cpu",
     "openatc.plugins.backends.reference",
+    "openatc.plugins.aipp",
 )
 
 R = TypeVar("R")

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from openatc.aipp.config import AippConfig, parse_aipp_config
 from openatc.errors import OpenATCError
 from openatc.flags import FLAGS_BY_NAME
 from openatc.gears import Dynamic, InputShape, parse_dynamic, parse_input_shape
@@ -72,6 +73,7 @@ class BuildOptions:
     input_format: str = "ND"
     input_shape: tuple[InputShape, ...] = ()  # dims -1 where dynamic (gears or ranges)
     dynamic: Dynamic | None = None  # gears or a shape-range compile (openatc.gears)
+    aipp: tuple[AippConfig, ...] = ()  # --insert_op_conf, parsed (openatc.aipp)
     out_nodes: tuple[str, ...] = ()
     fusion_switches: tuple[tuple[str, bool], ...] = ()  # --fusion_switch_file entries, in file order
     output_type: str | None = None  # numpy dtype name applied to every floating output
@@ -261,6 +263,9 @@ def _mode0(given: Mapping[str, str]) -> dict[str, object]:
         "input_format": fmt,
         "input_shape": input_shape,
         "dynamic": dynamic,
+        "aipp": parse_aipp_config(_existing_file("insert_op_conf", given["insert_op_conf"]))
+        if given.get("insert_op_conf")
+        else (),
         "notes": notes,
         "out_nodes": out_nodes,
         "fusion_switches": _fusion_switches(given),

@@ -22,6 +22,7 @@ import numpy as np
 import onnx_ir as ir
 
 from openatc import om
+from openatc.aipp import apply_aipp
 from openatc.errors import OpenATCError
 from openatc.gears import GEAR_FLAGS, InputShape, gear_shapes
 from openatc.graph import count_nodes, intermediate_bytes, op_histogram, split_weights, value_spec
@@ -99,7 +100,7 @@ def build_om(options: BuildOptions, pm: OpenATCPluginManager | None = None) -> B
     apply_input_shapes(model.clone(), options.input_shape)  # names, ranks, fixed dims: checked once
     cut_outputs(model, options.out_nodes)
     passes = order_passes([*pm.passes().values(), *backend.passes], switches=options.fusion_switches)
-    ctx = PassContext(options=options, capabilities=backend.capabilities)
+    ctx = PassContext(options=options, capabilities=backend.capabilities, plugin_manager=pm)
     plans = gear_shapes(options.input_shape, options.dynamic, options.input_format)
     strict = len(plans) > 1 and shape_inference_error(model) is None  # else onnx cannot judge the gears
     gears: list[_Gear] = []
@@ -149,6 +150,7 @@ def _build_gear(
                 f"shape inference fails at these shapes: {error}",
                 hint="Remove this gear, or check that the model supports these dimensions.",
             )
+    apply_aipp(model, ctx)  # before the passes, so that they fold and fuse the inserted ops too
     report = run_passes(model, passes, ctx)
     apply_output_types(model, options.output_type, options.output_type_rules, options.out_nodes)
     gear = _compile_gear(name, model, backend, options, report)
@@ -183,7 +185,8 @@ def _merged_specs(per_gear: list[list[dict[str, Any]]], fmt: str | None = None) 
         for axis, dim in enumerate(first["shape"]):
             same = all(len(e["shape"]) == len(first["shape"]) and e["shape"][axis] == dim for e in entries)
             dims.append(dim if same else "-1")
-        specs.append(TensorSpec(first["name"], first["dtype"], tuple(dims), fmt or first.get("format", "ND")))
+        layout = first["format"] if first.get("aipp") else fmt or first.get("format", "ND")  # AIPP: uint8 NHWC
+        specs.append(TensorSpec(first["name"], first["dtype"], tuple(dims), layout, first.get("aipp")))
     return specs
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from openatc.aipp.dynamic import AippParams, aipp_feeds
 from openatc.errors import OpenATCError
 from openatc.manager import OpenATCPluginManager, default_plugin_manager
 from openatc.om import OmFile
@@ -116,8 +117,19 @@ class Session:
         """The index of the gear that runs ``feeds`` (validates them as :meth:`run` does)."""
         return self._check_feeds(feeds)
 
-    def run(self, feeds: Mapping[str, np.ndarray], output_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        """Runs the model; returns outputs by name, in the model's output order."""
+    def run(
+        self,
+        feeds: Mapping[str, np.ndarray],
+        output_names: Sequence[str] | None = None,
+        *,
+        aipp: Mapping[str, AippParams] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Runs the model; returns outputs by name, in the model's output order.
+
+        ``aipp`` gives the parameters of each dynamic-AIPP input (``--insert_op_conf`` with
+        ``aipp_mode: dynamic``) by input name; they are validated and packed for the graph.
+        """
+        feeds = aipp_feeds(self.inputs, feeds, aipp)
         index = self._check_feeds(feeds)
         names = list(output_names) if output_names is not None else [o.name for o in self.outputs]
         unknown = [n for n in names if n not in {o.name for o in self.outputs}]

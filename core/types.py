@@ -51,6 +51,8 @@ class TensorSpec:
     dtype: str
     shape: tuple[int | str, ...]
     format: str = "ND"
+    #: For an input fed through AIPP: mode, resolved configuration and the model input it feeds.
+    aipp: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @property
     def numpy_dtype(self) -> np.dtype:
@@ -66,11 +68,14 @@ class TensorSpec:
         return True
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "format": self.format}
+        data = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "format": self.format}
+        if self.aipp is not None:
+            data["aipp"] = dict(self.aipp)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TensorSpec:
-        return cls(data["name"], data["dtype"], tuple(data["shape"]), data.get("format", "ND"))
+        return cls(data["name"], data["dtype"], tuple(data["shape"]), data.get("format", "ND"), data.get("aipp"))
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,8 @@ class PassContext:
 
     options: BuildOptions
     capabilities: BackendCapabilities
+    #: The build's plugin manager (AIPP looks up input formats in it); None in hand-made contexts.
+    plugin_manager: Any = None
 
 
 @dataclass(frozen=True)
@@ -140,18 +147,39 @@ class Quantizer:
     description: str = ""
 
 
+def _rows_cols(h: int, w: int) -> tuple[int, int, int]:
+    return (h, w, 3)
+
+
 @dataclass(frozen=True)
 class AippFormat:
-    """An AIPP ``input_format`` (hook family 4).
+    """An AIPP ``input_format`` (hook family 4); the host does swaps, crop, CSC, normalization, padding.
 
-    ``build(config, model_input)`` returns the ONNX nodes that turn raw bytes in this format into
-    the model input; the host inserts them before the first layer.
+    Attributes:
+        name: ATC's ``input_format`` name, e.g. ``"YUV420SP_U8"``.
+        build: ``build(b, image) -> ir.Value``: adds through the builder ``b`` (``b.op(op_type,
+            *inputs, **attrs)``, ``b.const(array)``, ``b.batch``, ``b.height``, ``b.width``; see
+            :class:`openatc.aipp.AippBuilder`) the ONNX ops that turn ``image`` (uint8, shape
+            ``(N, *raw_shape(h, w))``) into uint8 pixels ``[N, H, W, channels]`` in the order the
+            bytes hold them (before ``rbuv_swap``/``ax_swap``).
+        channels: Channels per pixel after ``build``: 1 (gray), 3, or 4 (three colours and A/X).
+        description: One line for listings.
+        code: The enum number in ATC's ``insert_op.proto`` (recorded in the .om).
+        color: ``"yuv"`` or ``"rgb"``: CSC subtracts ``input_bias`` first (yuv) or adds
+            ``output_bias`` after (rgb); ``rbuv_swap`` exchanges channels 1,2 (yuv) or 0,2 (rgb).
+        raw_shape: ``(h, w) -> (rows, cols, c)``: the NHWC dims of one raw image of h x w pixels.
+        align_w, align_h: ``src_image_size`` and ``load_start_pos`` must be multiples of these.
     """
 
     name: str
     build: Callable[..., Any]
     channels: int = 3
     description: str = ""
+    code: int = 0
+    color: Literal["yuv", "rgb"] = "rgb"
+    raw_shape: Callable[[int, int], tuple[int, int, int]] = _rows_cols
+    align_w: int = 1
+    align_h: int = 1
 
 
 @dataclass(frozen=True)

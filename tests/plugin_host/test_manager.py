@@ -342,7 +342,7 @@ def test_duplicate_soc_version_fails_the_lookup_too(
     ("kind", "record", "accessor"),
     [
         ("quantizers", openatc.Quantizer("minmax", factory=lambda: None), "quantizers"),
-        ("aipp_formats", openatc.AippFormat("YUV420SP_U8", build=lambda *a: []), "aipp_formats"),
+        ("aipp_formats", openatc.AippFormat("TOY420SP_U8", build=lambda *a: []), "aipp_formats"),
         ("backends", _backend("npu", "Chip1"), "backends"),
         ("passes", _toy_pass("fuse_everything"), "passes"),
     ],

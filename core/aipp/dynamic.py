@@ -1,0 +1,299 @@
+"""Dynamic AIPP (``aipp_mode: dynamic``): one graph, parameters chosen per run (spec 2.11).
+
+The compiled graph takes the raw image (uint8, NHWC, height/width/channels free; at most
+``max_src_image_size`` bytes) and a parameter vector ``<input>__aipp_params`` (float32,
+``PARAMS_FIXED + 8 * N`` values, every field exactly representable). :class:`AippParams` is the
+typed object a program fills, as it would call ``aclmdlSetAIPP*``; :func:`aipp_feeds` validates it
+as ATC's runtime does and packs the vector. Runtime formats are ATC's (``aclAippInputFormat``):
+YUV420SP_U8, XRGB8888_U8, RGB888_U8, YUV400_U8. The graph picks the decoder with If nodes, then
+runs the same steps as static AIPP; "off" switches are packed as neutral values (identity
+matrix x 256, zero biases, full-image crop, zero padding).
+
+Parameter vector layout: ``[0]`` format code, ``[1:3]`` src w, h, ``[3:7]`` channel permutation,
+``[7:9]`` crop start h, w, ``[9:11]`` crop end h, w, ``[11:13]`` padding top, left, ``[13:15]``
+padding bottom, right, ``[15]`` padding value, ``[16:25]`` CSC matrix transposed (row-major),
+``[25:28]`` bias subtracted before the matrix, ``[28:31]`` bias added after it, then per batch
+image 4 values subtracted (mean + min) and 4 multipliers (var_reci).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+
+from openatc.aipp._builder import AippBuilder
+from openatc.aipp.config import DEFAULT_RGB_MATRIX, DEFAULT_YUV_MATRIX, AippConfig
+from openatc.errors import OpenATCError
+from openatc.types import AippFormat, TensorSpec
+
+__all__ = ["DYNAMIC_FORMATS", "PARAMS_FIXED", "AippParams", "aipp_feeds", "build_dynamic"]
+
+#: Runtime formats of dynamic AIPP and their aclAippInputFormat codes.
+DYNAMIC_FORMATS = {"YUV420SP_U8": 1, "XRGB8888_U8": 2, "RGB888_U8": 3, "YUV400_U8": 4}
+PARAMS_FIXED = 31
+_PER_BATCH = 8
+_OFFSET = 256 << 17
+
+
+@dataclass(frozen=True)
+class AippParams:
+    """Dynamic AIPP parameters for one model input (ATC's ``aclmdlSetAIPP*`` calls as one object).
+
+    ``mean_chn``, ``min_chn`` and ``var_reci_chn`` take 4 values (one per channel, for every
+    image of the batch) or one 4-tuple per batch image. Sizes follow the static fields of the same
+    names; switches that are off ignore their fields. Resize (``scf``) is not supported.
+    """
+
+    input_format: str
+    src_image_size_w: int
+    src_image_size_h: int
+    csc_switch: bool = False
+    matrix: tuple[tuple[int, int, int], ...] | None = None  # default: ATC's matrix for the format
+    input_bias: tuple[int, int, int] = (16, 128, 128)
+    output_bias: tuple[int, int, int] = (16, 128, 128)
+    rbuv_swap_switch: bool = False
+    ax_swap_switch: bool = False
+    crop: bool = False
+    load_start_pos_w: int = 0
+    load_start_pos_h: int = 0
+    crop_size_w: int = 0
+    crop_size_h: int = 0
+    padding: bool = False
+    top_padding_size: int = 0
+    bottom_padding_size: int = 0
+    left_padding_size: int = 0
+    right_padding_size: int = 0
+    padding_value: float = 0.0
+    mean_chn: Sequence[Any] = (0, 0, 0, 0)
+    min_chn: Sequence[Any] = (0.0, 0.0, 0.0, 0.0)
+    var_reci_chn: Sequence[Any] = (1.0, 1.0, 1.0, 1.0)
+    resize: bool = False
+
+
+def _bad(name: str, reason: str) -> OpenATCError:
+    return OpenATCError("E40012", f"dynamic AIPP parameters for input '{name}': {reason}")
+
+
+def _per_batch(name: str, field: str, values: Sequence[Any], n: int) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    if array.shape == (4,):
+        array = np.broadcast_to(array, (n, 4))
+    if array.shape != (n, 4):
+        raise _bad(name, f"{field} needs 4 values or {n} x 4 (one row per batch image), got shape {array.shape}")
+    return array
+
+
+def _check_range(name: str, field: str, values: Any, low: float, high: float) -> None:
+    for v in np.asarray(values, dtype=np.float64).ravel():
+        if not low <= v <= high:
+            raise _bad(name, f"{field}={v:g} is out of range [{low}, {high}]")
+
+
+def pack_params(name: str, params: AippParams, info: Mapping[str, Any], image_shape: Sequence[int]) -> np.ndarray:
+    """Validates ``params`` against the model and the image (spec 2.11 / S6), returns the vector."""
+    model = info["model_input"]
+    layout = model["format"]
+    n, c, h, w = model["shape"] if layout == "NCHW" else [model["shape"][i] for i in (0, 3, 1, 2)]
+    fmt = params.input_format
+    if fmt not in DYNAMIC_FORMATS:
+        raise _bad(name, f"input_format {fmt} is not supported yet by dynamic AIPP; use {', '.join(DYNAMIC_FORMATS)}")
+    if params.resize:
+        raise _bad(name, "resize (scf) is not supported")
+    sw, sh = params.src_image_size_w, params.src_image_size_h
+    if not (2 <= sw <= 4096 and 1 <= sh <= 4096):
+        raise _bad(name, f"src_image_size {sw}x{sh} (w x h) is out of range [2, 4096] x [1, 4096]")
+    even = fmt == "YUV420SP_U8"
+    if even and (sw % 2 or sh % 2 or params.load_start_pos_w % 2 or params.load_start_pos_h % 2):
+        raise _bad(name, "YUV420SP_U8 needs even src_image_size_w/h and load_start_pos_w/h")
+    rows, cols, chans = {
+        "YUV420SP_U8": (sh * 3 // 2, sw, 1),
+        "XRGB8888_U8": (sh, sw, 4),
+        "RGB888_U8": (sh, sw, 3),
+        "YUV400_U8": (sh, sw, 1),
+    }[fmt]
+    if tuple(image_shape) != (n, rows, cols, chans):
+        raise _bad(name, f"the image has shape {tuple(image_shape)}, {fmt} of {sw}x{sh} needs {(n, rows, cols, chans)}")
+    if n * rows * cols * chans > info["config"]["max_src_image_size"]:
+        raise _bad(
+            name,
+            f"the image has {n * rows * cols * chans} bytes, more than max_src_image_size="
+            f"{info['config']['max_src_image_size']} of the model",
+        )
+    start_h, start_w = (params.load_start_pos_h, params.load_start_pos_w) if params.crop else (0, 0)
+    size_h, size_w = (params.crop_size_h, params.crop_size_w) if params.crop else (sh, sw)
+    if params.crop and (start_w + size_w > sw or start_h + size_h > sh or size_w <= 0 or size_h <= 0):
+        raise _bad(name, f"crop {size_w}x{size_h} at ({start_w}, {start_h}) does not fit the {sw}x{sh} image")
+    pads = (
+        (params.top_padding_size, params.left_padding_size, params.bottom_padding_size, params.right_padding_size)
+        if params.padding
+        else (0, 0, 0, 0)
+    )
+    _check_range(name, "padding sizes", pads, 0, 32)
+    out_h, out_w = size_h + pads[0] + pads[2], size_w + pads[1] + pads[3]
+    if (out_h, out_w) != (h, w):
+        raise _bad(name, f"crop and padding give {out_h}x{out_w} (H x W), the model input is {h}x{w}")
+    channels = 1 if fmt == "YUV400_U8" else (4 if fmt == "XRGB8888_U8" else 3)
+    if c > channels:
+        raise _bad(name, f"{fmt} gives {channels} channel(s), the model input has {c}")
+    yuv = fmt in ("YUV420SP_U8", "YUV400_U8")
+    perm = [1, 2, 3, 0] if channels == 4 and params.ax_swap_switch else [0, 1, 2, 3]
+    if channels >= 3 and params.rbuv_swap_switch:
+        i, j = (1, 2) if yuv else (0, 2)
+        perm[i], perm[j] = perm[j], perm[i]
+    matrix = np.eye(3, dtype=np.int64) * 256
+    pre = post = (0, 0, 0)
+    if params.csc_switch:
+        if fmt == "YUV400_U8":
+            raise _bad(name, "YUV400_U8 has one channel; csc_switch needs three")
+        matrix = np.array(params.matrix or (DEFAULT_YUV_MATRIX if yuv else DEFAULT_RGB_MATRIX), dtype=np.int64)
+        if matrix.shape != (3, 3):
+            raise _bad(name, f"matrix needs 3 x 3 values, got shape {matrix.shape}")
+        _check_range(name, "matrix", matrix, -32677, 32676)
+        _check_range(name, "input_bias", params.input_bias, 0, 255)
+        _check_range(name, "output_bias", params.output_bias, 0, 255)
+        pre, post = (params.input_bias, (0, 0, 0)) if yuv else ((0, 0, 0), params.output_bias)
+    mean = _per_batch(name, "mean_chn", params.mean_chn, n)
+    low = _per_batch(name, "min_chn", params.min_chn, n)
+    var = _per_batch(name, "var_reci_chn", params.var_reci_chn, n)
+    _check_range(name, "mean_chn", mean, 0, 255)
+    _check_range(name, "min_chn", low, 0, 255)
+    _check_range(name, "var_reci_chn", var, -65504, 65504)
+    limit = (0, 255) if model["dtype"] == "uint8" else (-65504, 65504)
+    _check_range(name, "padding_value", params.padding_value, *limit)
+    head = [DYNAMIC_FORMATS[fmt], sw, sh, *perm, start_h, start_w, start_h + size_h, start_w + size_w]
+    head += [pads[0], pads[1], pads[2], pads[3], params.padding_value, *matrix.T.ravel(), *pre, *post]
+    batch = np.concatenate([mean + low, var], axis=1).ravel()
+    return np.concatenate([np.array(head, np.float64), batch]).astype(np.float32)
+
+
+def aipp_feeds(
+    inputs: Sequence[TensorSpec], feeds: Mapping[str, Any], aipp: Mapping[str, AippParams] | None
+) -> Mapping[str, Any]:
+    """``feeds`` plus the packed parameters of every dynamic-AIPP input (E40012 when missing or wrong)."""
+    dynamic = {s.name: s.aipp for s in inputs if s.aipp and s.aipp.get("mode") == "dynamic"}
+    if not dynamic and not aipp:
+        return feeds
+    unknown = sorted(set(aipp or {}) - set(dynamic))
+    if unknown:
+        raise OpenATCError(
+            "E40012",
+            f"aipp= names {unknown}, which are not dynamic-AIPP inputs; "
+            f"dynamic-AIPP inputs: {sorted(dynamic) or 'none'}",
+        )
+    result = dict(feeds)
+    for name, info in dynamic.items():
+        params_name = info["params_input"]
+        if params_name in feeds and not (aipp and name in aipp):
+            continue  # packed by the caller
+        if not aipp or name not in aipp:
+            raise OpenATCError(
+                "E40012",
+                f"input '{name}' uses dynamic AIPP and needs its parameters",
+                hint=f"Pass aipp={{'{name}': openatc.AippParams(input_format=..., src_image_size_w=..., ...)}}.",
+            )
+        image = feeds.get(name)
+        if not isinstance(image, np.ndarray):
+            continue  # the Session reports the missing image
+        result[params_name] = pack_params(name, aipp[name], info, image.shape)
+    return result
+
+
+def build_dynamic(
+    name: str, config: AippConfig, formats: Mapping[str, AippFormat], image: Any
+) -> tuple[ir.Value, ir.Value, list[ir.Node], list[ir.Value]]:
+    """The raw-image and parameter inputs and the nodes that turn them into the model input."""
+    raw = ir.Value(
+        name=name,
+        shape=ir.Shape([image.n, f"{name}_aipp_rows", f"{name}_aipp_cols", f"{name}_aipp_channels"]),
+        type=ir.TensorType(ir.DataType.UINT8),
+    )
+    params = ir.Value(
+        name=f"{name}__aipp_params",
+        shape=ir.Shape([PARAMS_FIXED + _PER_BATCH * image.n]),
+        type=ir.TensorType(ir.DataType.FLOAT),
+    )
+    b = AippBuilder(f"aipp/{name}", image.n, 0, 0)
+
+    def take(start: int, end: int, to: ir.DataType | None = None) -> ir.Value:
+        v = b.op("Slice", params, b.dims(start), b.dims(end), b.dims(0))
+        return b.op("Cast", v, to=to) if to is not None else v
+
+    fmt = take(0, 1, ir.DataType.INT64)
+    w, h = take(1, 2, ir.DataType.INT64), take(2, 3, ir.DataType.INT64)
+    x = _decode_chain(b, raw, fmt, (h, w), formats, list(DYNAMIC_FORMATS.items()))
+    x = b.op("Gather", x, take(3, 7, ir.DataType.INT64), axis=3)
+    x = b.op("Slice", x, take(7, 9, ir.DataType.INT64), take(9, 11, ir.DataType.INT64), b.dims(1, 2))
+    colours = b.op("Slice", x, b.dims(0), b.dims(3), b.dims(3))
+    colours = b.op("Sub", colours, take(25, 28, ir.DataType.INT32))
+    matrix = b.op("Reshape", take(16, 25, ir.DataType.INT32), b.dims(3, 3))
+    y = b.op("Div", b.op("Add", b.op("MatMul", colours, matrix), b.const(np.int32(_OFFSET))), b.const(np.int32(256)))
+    y = b.op("Add", b.op("Sub", y, b.const(np.int32(_OFFSET // 256))), take(28, 31, ir.DataType.INT32))
+    y = b.op("Clip", y, b.const(np.int32(0)), b.const(np.int32(255)))
+    x = b.op("Concat", y, b.op("Slice", x, b.dims(3), b.dims(4), b.dims(3)), axis=3)
+    x = b.op("Slice", x, b.dims(0), b.dims(image.c), b.dims(3))
+    pad_value = b.op("Reshape", take(15, 16), b.dims())
+    if image.dtype == "uint8":
+        x = b.op("Cast", x, to=ir.DataType.UINT8)
+        pad_value = b.op("Cast", pad_value, to=ir.DataType.UINT8)
+    else:
+        x = b.op("Cast", x, to=ir.DataType.FLOAT)
+        norm = b.op("Reshape", take(PARAMS_FIXED, PARAMS_FIXED + _PER_BATCH * image.n), b.dims(image.n, 2, 1, 1, 4))
+        sub = b.op("Slice", norm, b.dims(0, 0), b.dims(1, image.c), b.dims(1, 4))
+        mul = b.op("Slice", norm, b.dims(1, 0), b.dims(2, image.c), b.dims(1, 4))
+        x = b.op("Sub", x, b.op("Reshape", sub, b.dims(image.n, 1, 1, image.c)))
+        x = b.op("Mul", x, b.op("Reshape", mul, b.dims(image.n, 1, 1, image.c)))
+    zero = b.const(np.zeros(1, np.int64))
+    pads = b.op(
+        "Concat", zero, take(11, 13, ir.DataType.INT64), zero, zero, take(13, 15, ir.DataType.INT64), zero, axis=0
+    )
+    x = b.op("Pad", x, pads, pad_value)
+    x = b.op("Reshape", x, b.dims(image.n, image.h, image.w, image.c))
+    if image.layout == "NCHW":
+        x = b.op("Transpose", x, perm=[0, 3, 1, 2])
+    if image.dtype in ("float16", "float64"):
+        x = b.op("Cast", x, to=ir.DataType.from_numpy(np.dtype(image.dtype)))
+    return raw, x, b.nodes, [params]
+
+
+def _decode_chain(
+    b: AippBuilder,
+    raw: ir.Value,
+    fmt: ir.Value,
+    sizes: tuple[ir.Value, ir.Value],
+    formats: Mapping[str, AippFormat],
+    remaining: list[tuple[str, int]],
+) -> ir.Value:
+    """Nested If nodes that decode with the format whose code equals ``fmt``: int32 [N, H, W, 4]."""
+    (fmt_name, code), rest = remaining[0], remaining[1:]
+    then_b = AippBuilder(f"{b.prefix}/{fmt_name}", b.batch, *sizes)
+    then_out = _decode(then_b, raw, formats, fmt_name)
+    if not rest:
+        b.nodes.extend(then_b.nodes)
+        return then_out
+    else_b = AippBuilder(f"{b.prefix}/not_{fmt_name}", b.batch, *sizes)
+    else_out = _decode_chain(else_b, raw, fmt, sizes, formats, rest)
+    cond = b.op("Reshape", b.op("Equal", fmt, b.const(np.array([code], np.int64))), b.dims())
+    then_graph = ir.Graph([], [then_out], nodes=then_b.nodes, name=f"{then_b.prefix}/then")
+    else_graph = ir.Graph([], [else_out], nodes=else_b.nodes, name=f"{else_b.prefix}/else")
+    out = b.op("If", cond, then_branch=then_graph, else_branch=else_graph)
+    out.dtype = ir.DataType.INT32
+    return out
+
+
+def _decode(b: AippBuilder, raw: ir.Value, formats: Mapping[str, AippFormat], fmt_name: str) -> ir.Value:
+    record = formats.get(fmt_name)
+    if record is None:
+        raise OpenATCError(
+            "E10052", f"dynamic AIPP needs the AIPP-format plugin for {fmt_name}, which is not installed"
+        )
+    x = b.op("Cast", record.build(b, raw), to=ir.DataType.INT32)
+    if record.channels < 4:
+        first = b.op("Slice", x, b.dims(0), b.dims(1), b.dims(3))
+        zeros = b.op("Sub", first, first)
+        x = b.op("Concat", x, *([zeros] * (4 - record.channels)), axis=3)
+    x.dtype = ir.DataType.INT32
+    return x

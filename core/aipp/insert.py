@@ -1,0 +1,331 @@
+"""Compiling AIPP into the model: the raw-image input replaces the model input (spec 2.3-2.7).
+
+Static AIPP, in ATC's order, on NHWC pixels: the format plugin decodes the raw bytes; channel
+swap (``ax_swap`` moves channel 0 last, then ``rbuv_swap`` exchanges R/B or U/V); crop; CSC in
+int32 fixed point (``(sum(m * (in - input_bias)) >> 8)`` for YUV formats, ``(sum(m * in) >> 8) +
+output_bias`` for RGB formats; ``>> 8`` is a floor, the result is clamped to [0, 255]);
+normalization ``(in - mean_chn - min_chn) * var_reci_chn`` in float32 (skipped for a uint8 model
+input, as ATC does); padding with ``padding_value``; then the model's layout and dtype. The new
+input is uint8 NHWC of the source image size.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+
+from openatc.aipp._builder import AippBuilder
+from openatc.aipp.config import AippConfig
+from openatc.errors import OpenATCError
+from openatc.types import AippFormat, TensorSpec
+
+__all__ = ["ModelImage", "check_conflicts", "insert_aipp", "resolve_static"]
+
+logger = logging.getLogger(__name__)
+
+_OFFSET = 256 << 17  # makes the CSC sums non-negative so that integer Div floors (|sum| < 3*255*32677)
+_FLOAT_TYPES = {ir.DataType.FLOAT: "float32", ir.DataType.FLOAT16: "float16", ir.DataType.DOUBLE: "float64"}
+
+
+@dataclass(frozen=True)
+class ModelImage:
+    """The model input AIPP feeds: batch, channels, height, width, numpy dtype and layout."""
+
+    n: int
+    c: int
+    h: int
+    w: int
+    dtype: str
+    layout: str
+
+    def to_json(self) -> dict[str, Any]:
+        shape = [self.n, self.c, self.h, self.w] if self.layout == "NCHW" else [self.n, self.h, self.w, self.c]
+        return {"dtype": self.dtype, "shape": shape, "format": self.layout}
+
+
+def _bad(where: str, reason: str, hint: str | None = None) -> OpenATCError:
+    return OpenATCError("E10052", f"AIPP configuration is invalid: {where}: {reason}", hint=hint)
+
+
+def check_conflicts(
+    configs: Sequence[AippConfig],
+    input_names: Sequence[str],
+    *,
+    fp16_nodes: Sequence[str] = (),
+    dynamic_batch: bool = False,
+    dynamic_image_size: bool = False,
+    dynamic_dims: bool = False,
+) -> None:
+    """ATC's rules for AIPP together with other flags (spec 1.4.5 and 2.10).
+
+    ``dynamic_batch`` is allowed with both modes (each gear gets its own AIPP ops for its batch).
+    """
+    del dynamic_batch
+    if dynamic_dims:
+        raise OpenATCError(
+            "E10001", "--dynamic_dims does not support AIPP (--insert_op_conf)", hint="Remove one of the two flags."
+        )
+    for config in configs:
+        name = _input_name(config, input_names)
+        if name in fp16_nodes:
+            raise OpenATCError(
+                "E10034",
+                f"input '{name}' is fed by AIPP ({config.where}) and also listed in --input_fp16_nodes",
+                hint="An AIPP input is uint8; remove it from --input_fp16_nodes.",
+            )
+        static_sized = config.crop or config.padding or config.src_image_size_w or config.src_image_size_h
+        if config.mode == "static" and dynamic_image_size and static_sized:
+            raise _bad(
+                config.where,
+                "with --dynamic_image_size, static AIPP must have crop and padding off and src_image_size 0",
+            )
+
+
+def _input_name(config: AippConfig, names: Sequence[str]) -> str:
+    if config.related_input_name:
+        if config.related_input_name not in names:
+            raise _bad(
+                config.at("related_input_name"),
+                f"related_input_name '{config.related_input_name}' is not a model input; inputs: {', '.join(names)}",
+            )
+        return config.related_input_name
+    if config.related_input_rank >= len(names):
+        raise _bad(
+            config.at("related_input_rank"),
+            f"related_input_rank={config.related_input_rank} but the model has {len(names)} input(s): "
+            + ", ".join(names),
+        )
+    return names[config.related_input_rank]
+
+
+def _model_image(value: ir.Value, layout: str, config: AippConfig) -> ModelImage:
+    shape = value.shape
+    dims = [d if isinstance(d, int) else -1 for d in shape] if shape is not None else []
+    if len(dims) != 4 or any(d <= 0 for d in dims):
+        raise _bad(
+            config.where,
+            f"AIPP needs a 4-D image input with fixed dims, but input '{value.name}' has shape {dims or '?'}",
+            hint="Attach AIPP to an N,C,H,W (or N,H,W,C) image input; give its size with --input_shape.",
+        )
+    n, c, h, w = dims if layout == "NCHW" else (dims[0], dims[3], dims[1], dims[2])
+    dtype = _FLOAT_TYPES.get(value.dtype) if value.dtype is not None else None
+    if value.dtype == ir.DataType.UINT8:
+        dtype = "uint8"
+    if dtype is None:
+        raise _bad(config.where, f"input '{value.name}' has dtype {value.dtype}; AIPP feeds float or uint8 inputs")
+    if c not in (1, 3, 4):
+        raise _bad(
+            config.where,
+            f"input '{value.name}' has {c} channels in layout {layout} {dims}; AIPP produces 1, 3 or 4 channels",
+            hint="Check --input_format (NCHW or NHWC) against the model's input layout.",
+        )
+    return ModelImage(n, c, h, w, dtype, layout)
+
+
+def resolve_static(config: AippConfig, fmt: AippFormat, image: ModelImage) -> AippConfig:
+    """Fills sizes left 0 from the model input and checks alignment and the output size (E10052)."""
+    src_w = config.src_image_size_w or image.w
+    src_h = config.src_image_size_h or image.h
+    for axis, size, low in (("w", src_w, 2), ("h", src_h, 1)):
+        if not low <= size <= 4096:
+            raise _bad(config.at(f"src_image_size_{axis}"), f"source size {size} is out of range [{low}, 4096]")
+    crop_w = (config.crop_size_w or image.w) if config.crop else src_w
+    crop_h = (config.crop_size_h or image.h) if config.crop else src_h
+    resolved = replace(config, src_image_size_w=src_w, src_image_size_h=src_h)
+    if config.crop:
+        resolved = replace(resolved, crop_size_w=crop_w, crop_size_h=crop_h)
+        for axis, start, size, src in (
+            ("w", config.load_start_pos_w, crop_w, src_w),
+            ("h", config.load_start_pos_h, crop_h, src_h),
+        ):
+            if start + size > src:
+                raise _bad(
+                    config.at(f"crop_size_{axis}"),
+                    f"load_start_pos_{axis} + crop_size_{axis} = {start} + {size} exceeds src_image_size_{axis}={src}",
+                )
+    for name, value, align in (
+        ("src_image_size_w", src_w, fmt.align_w),
+        ("src_image_size_h", src_h, fmt.align_h),
+        ("load_start_pos_w", config.load_start_pos_w, fmt.align_w),
+        ("load_start_pos_h", config.load_start_pos_h, fmt.align_h),
+    ):
+        if value % align:
+            raise _bad(config.at(name), f"{name}={value} must be a multiple of {align} for {fmt.name}")
+    out_w = crop_w + config.left_padding_size + config.right_padding_size
+    out_h = crop_h + config.top_padding_size + config.bottom_padding_size
+    if (out_h, out_w) != (image.h, image.w):
+        what = "crop_size" if config.crop else "src_image_size"
+        raise _bad(
+            config.where,
+            f"the AIPP output is {out_h}x{out_w} (H x W: {what} {crop_h}x{crop_w} plus padding "
+            f"top {config.top_padding_size}, bottom {config.bottom_padding_size}, left {config.left_padding_size}, "
+            f"right {config.right_padding_size}) but the model input is {image.h}x{image.w}",
+            hint="Crop/padding sizes must add up to the model input H and W.",
+        )
+    if image.c > fmt.channels:
+        raise _bad(config.where, f"{fmt.name} gives {fmt.channels} channel(s) but the model input has {image.c}")
+    if fmt.channels == 1 and config.csc_switch:
+        raise _bad(config.at("csc_switch"), f"{fmt.name} has one channel; colour-space conversion needs three")
+    low, high = (0, 255) if image.dtype == "uint8" else (-65504, 65504)
+    if not low <= config.padding_value <= high:
+        raise _bad(
+            config.at("padding_value"), f"padding_value={config.padding_value:g} is out of range [{low}, {high}]"
+        )
+    return resolved
+
+
+def insert_aipp(
+    model: ir.Model,
+    configs: Sequence[AippConfig],
+    formats: Mapping[str, AippFormat],
+    inputs: Sequence[TensorSpec],
+    layout: str,
+) -> list[TensorSpec]:
+    """Inserts the AIPP ops of every block; returns the new input specs (uint8 NHWC, with ``aipp`` info)."""
+    if layout not in ("NCHW", "NHWC"):
+        raise OpenATCError(
+            "E10052",
+            f"AIPP needs --input_format NCHW or NHWC, got {layout}",
+            hint="Give --input_format=NCHW (or NHWC for channels-last models).",
+        )
+    graph = model.graph
+    names = [v.name or "" for v in graph.inputs]
+    specs = list(inputs)
+    first = next(iter(graph), None)
+    for config in configs:
+        name = _input_name(config, names)
+        index = names.index(name)
+        old = graph.inputs[index]
+        image = _model_image(old, layout, config)
+        if config.mode == "static":
+            fmt = _format(formats, config)
+            config = resolve_static(config, fmt, image)
+            raw, out, nodes, extra = _build_static(name, config, fmt, image)
+        else:
+            from openatc.aipp.dynamic import build_dynamic
+
+            raw, out, nodes, extra = build_dynamic(name, config, formats, image)
+        old.name = f"{name}__before_aipp"
+        old.replace_all_uses_with(out)
+        out.name = f"{name}__aipp"
+        graph.inputs[index] = raw
+        graph.inputs.extend(extra)
+        if first is None:
+            graph.extend(nodes)
+        else:
+            graph.insert_before(first, nodes)
+        info = {"mode": config.mode, "config": config.to_json(), "model_input": image.to_json()}
+        if config.mode == "static":
+            info["input_format_code"] = fmt.code
+        else:
+            info["params_input"] = extra[0].name
+        raw.metadata_props["openatc.aipp"] = json.dumps(info, sort_keys=True)  # read by graph.value_spec
+        while len(specs) <= index:  # callers outside the pipeline may pass no specs
+            specs.append(TensorSpec(names[len(specs)], "unknown", ()))
+        specs[index] = TensorSpec(name, "uint8", tuple(raw.shape or ()), "NHWC", aipp=info)
+        specs.extend(TensorSpec(v.name or "", "float32", tuple(v.shape or ()), "ND") for v in extra)
+        logger.info("AIPP (%s) inserted before input '%s': %d nodes", config.mode, name, len(nodes))
+    return specs
+
+
+def _format(formats: Mapping[str, AippFormat], config: AippConfig) -> AippFormat:
+    fmt = formats.get(config.input_format)
+    if fmt is None:
+        raise OpenATCError(
+            "E10052",
+            f"AIPP configuration is invalid: {config.at('input_format')}: input_format {config.input_format} "
+            f"is not supported: no AIPP-format plugin provides it; supported: {', '.join(sorted(formats))}",
+            hint="Use one of the supported formats, or install a plugin that provides this one.",
+        )
+    return fmt
+
+
+def _build_static(
+    name: str, config: AippConfig, fmt: AippFormat, image: ModelImage
+) -> tuple[ir.Value, ir.Value, list[ir.Node], list[ir.Value]]:
+    h, w = config.src_image_size_h, config.src_image_size_w
+    raw = ir.Value(name=name, shape=ir.Shape([image.n, *fmt.raw_shape(h, w)]), type=ir.TensorType(ir.DataType.UINT8))
+    b = AippBuilder(f"aipp/{name}", image.n, h, w)
+    x = fmt.build(b, raw)
+    x = swap_channels(b, x, fmt.channels, fmt.color, config.ax_swap_switch, config.rbuv_swap_switch)
+    if config.crop:
+        top, left = config.load_start_pos_h, config.load_start_pos_w
+        bottom, right = top + config.crop_size_h, left + config.crop_size_w
+        x = b.op("Slice", x, b.dims(top, left), b.dims(bottom, right), b.dims(1, 2))
+    x = b.op("Cast", x, to=ir.DataType.INT32)
+    if config.csc_switch:
+        x = csc(b, x, fmt.channels, fmt.color, config.matrix, config.input_bias, config.output_bias)
+    if image.c < fmt.channels:
+        x = b.op("Slice", x, b.dims(0), b.dims(image.c), b.dims(3))
+    x = _normalize(b, x, config, image)
+    if config.padding:
+        pads = [0, config.top_padding_size, config.left_padding_size, 0]
+        pads += [0, config.bottom_padding_size, config.right_padding_size, 0]
+        pad_value = np.array(config.padding_value, dtype=np.uint8 if image.dtype == "uint8" else np.float32)
+        x = b.op("Pad", x, b.dims(*pads), b.const(pad_value))
+    return raw, _to_model(b, x, image), b.nodes, []
+
+
+def swap_channels(b: AippBuilder, x: ir.Value, channels: int, color: str, ax_swap: bool, rbuv_swap: bool) -> ir.Value:
+    """``ax_swap`` moves channel 0 (A/X) last; then ``rbuv_swap`` exchanges R,B (0,2) or U,V (1,2)."""
+    perm = list(range(channels))
+    if channels == 4 and ax_swap:
+        perm = [1, 2, 3, 0]
+    if channels >= 3 and rbuv_swap:
+        i, j = (1, 2) if color == "yuv" else (0, 2)
+        perm[i], perm[j] = perm[j], perm[i]
+    if perm == list(range(channels)):
+        return x
+    return b.op("Gather", x, b.const(np.array(perm, dtype=np.int64)), axis=3)
+
+
+def csc(
+    b: AippBuilder,
+    x: ir.Value,
+    channels: int,
+    color: str,
+    matrix: Sequence[Sequence[int]],
+    input_bias: Sequence[int],
+    output_bias: Sequence[int],
+) -> ir.Value:
+    """Colour-space conversion of channels 0..2 of int32 ``x`` (NHWC); channel 3 passes through."""
+    colours = x if channels == 3 else b.op("Slice", x, b.dims(0), b.dims(3), b.dims(3))
+    if color == "yuv":
+        colours = b.op("Sub", colours, b.const(np.array(input_bias, dtype=np.int32)))
+    y = b.op("MatMul", colours, b.const(np.array(matrix, dtype=np.int32).T.copy()))
+    y = b.op("Div", b.op("Add", y, b.const(np.int32(_OFFSET))), b.const(np.int32(256)))
+    y = b.op("Sub", y, b.const(np.int32(_OFFSET // 256)))
+    if color == "rgb":
+        y = b.op("Add", y, b.const(np.array(output_bias, dtype=np.int32)))
+    y = b.op("Clip", y, b.const(np.int32(0)), b.const(np.int32(255)))
+    if channels == 4:
+        y = b.op("Concat", y, b.op("Slice", x, b.dims(3), b.dims(4), b.dims(3)), axis=3)
+    return y
+
+
+def _normalize(b: AippBuilder, x: ir.Value, config: AippConfig, image: ModelImage) -> ir.Value:
+    if image.dtype == "uint8":  # uint8 -> uint8: ATC's normalization has no effect
+        return b.op("Cast", x, to=ir.DataType.UINT8)
+    x = b.op("Cast", x, to=ir.DataType.FLOAT)
+    c = image.c
+    sub = np.array(config.mean_chn[:c], np.float64) + np.array(config.min_chn[:c], np.float64)
+    mul = np.array(config.var_reci_chn[:c], np.float32)
+    if sub.any():
+        x = b.op("Sub", x, b.const(sub.astype(np.float32)))
+    if (mul != 1).any():
+        x = b.op("Mul", x, b.const(mul))
+    return x
+
+
+def _to_model(b: AippBuilder, x: ir.Value, image: ModelImage) -> ir.Value:
+    if image.layout == "NCHW":
+        x = b.op("Transpose", x, perm=[0, 3, 1, 2])
+    if image.dtype in ("float16", "float64"):
+        x = b.op("Cast", x, to=ir.DataType.from_numpy(np.dtype(image.dtype)))
+    return x
