@@ -202,7 +202,7 @@ class _Progress:
         return self
 
     def step(self, index: int, shapes: tuple[InputShape, ...]) -> None:
-        logger.info("building gear%d/%d: %s", index, self.total, _shapes_text(shapes))
+        logger.info("building gear%d (%d of %d): %s", index, index + 1, self.total, _shapes_text(shapes))
         if self.enabled:
             elapsed = time.perf_counter() - self.start
             sys.stderr.write(f"\r\x1b[Kgear {index + 1}/{self.total} [{_shapes_text(shapes)}] {elapsed:.1f}s")

@@ -313,12 +313,12 @@ def _trim_rules(gears: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, tuple
     """Per output and axis: ``(input, input axis, scale, offset)`` with output size = scale * input size +
     offset in every gear. Output axes whose size varies with no such input axis are not trimmed.
     """
-    candidates: list[tuple[str, int, list[int]]] = []
+    candidates: list[tuple[str, int, list[int], int]] = []  # input, axis, sizes per gear, rank
     for pos, t in enumerate(gears[0]["inputs"]):
         for axis in range(len(t["shape"])):
             sizes = [g["inputs"][pos]["shape"][axis] for g in gears]
             if all(isinstance(d, int) for d in sizes) and len(set(sizes)) > 1:
-                candidates.append((t["name"], axis, sizes))
+                candidates.append((t["name"], axis, sizes, len(t["shape"])))
     rules: dict[str, dict[int, tuple[str, int, float, float]]] = {}
     for pos, out in enumerate(gears[0]["outputs"]):
         for axis in range(len(out["shape"])):
@@ -327,7 +327,12 @@ def _trim_rules(gears: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, tuple
             ]
             if not all(isinstance(d, int) for d in sizes) or len(set(sizes)) == 1:
                 continue
-            rule = _linear_rule(sizes, candidates)
+            # ties (H and W gears alike): prefer the input axis at the same position, then from the end
+            ranked = sorted(
+                candidates,
+                key=lambda c: (c[1] != axis, c[1] - c[3] != axis - len(out["shape"])),
+            )
+            rule = _linear_rule(sizes, [c[:3] for c in ranked])
             if rule is None:
                 logger.info(
                     "output '%s' axis %d varies across gears with no input axis; not trimmed", out["name"], axis

@@ -4,7 +4,9 @@ Weights are never copied: each stubbed initializer is handed to ONNX Runtime wit
 ``SessionOptions.add_initializer`` as a view of the memory-mapped .om, and the stub itself points
 at the same bytes in the .om (ONNX Runtime's graph optimizers read initializer data from the
 file the stub names, so both must agree). When several gears share the weights, weight
-prepacking is disabled (``session.disable_prepacking``): prepacked copies would be per session.
+prepacking is disabled (``session.disable_prepacking``): prepacked copies would be per session;
+and their sessions take activation memory from one arena registered with ONNX Runtime's
+environment (``session.use_env_allocators``), so gears do not each keep their own peak.
 """
 
 from __future__ import annotations
@@ -62,6 +64,15 @@ class OrtExecutor:
         return self.session.run(list(output_names), dict(feeds))
 
 
+@functools.cache
+def _register_shared_arena() -> None:
+    """One CPU arena in ONNX Runtime's environment (once per process), grown by what is requested."""
+    import onnxruntime as ort
+
+    info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+    ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, 1, -1, -1))  # 1: kSameAsRequested
+
+
 def _load(ctx: LoadContext) -> OrtExecutor:
     import onnxruntime as ort
 
@@ -74,6 +85,8 @@ def _load(ctx: LoadContext) -> OrtExecutor:
         options.intra_op_num_threads = int(threads)
     if ctx.share_weights:
         options.add_session_config_entry("session.disable_prepacking", "1")
+        _register_shared_arena()
+        options.add_session_config_entry("session.use_env_allocators", "1")
     names = stub_names(model)
     values = []
     if names:

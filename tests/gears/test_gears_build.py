@@ -236,3 +236,23 @@ def test_input_shape_range_flag(conv_onnx: Path, compile_om: Callable[..., Path]
         assert session.run({"x": np.zeros((2, 3, 20, 30), np.float32)})["logits"].shape == (2, 10)
         with pytest.raises(OpenATCError, match="outside the range 1~4"):
             session.run({"x": np.zeros((5, 3, 20, 30), np.float32)})
+
+
+def test_progress_on_a_terminal_only(conv_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    flags = {"framework": 5, "soc_version": "cpu", "input_shape": "x:-1,3,32,32", "dynamic_batch_size": "1,2,4"}
+    terminal = Tty()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    openatc.build(model=conv_onnx, output=tmp_path / "tty", **flags)
+    assert "gear 3/3 [x:4,3,32,32]" in terminal.getvalue()
+    assert "3 gears built in" in terminal.getvalue()
+    piped = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", piped)
+    openatc.build(model=conv_onnx, output=tmp_path / "piped", **flags)
+    assert piped.getvalue() == ""
