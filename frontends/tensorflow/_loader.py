@@ -20,6 +20,8 @@ import onnx_ir as ir
 
 from openatc.errors import OpenATCError
 
+from ._handlers import extra_handlers
+
 if TYPE_CHECKING:
     from openatc.options import BuildOptions
 
@@ -58,7 +60,11 @@ def load_tensorflow(model: Path, weight: Path | None, options: BuildOptions) -> 
     outputs = _outputs(graph_def, options.out_nodes)
     try:
         proto, _ = tf2onnx.convert.from_graph_def(
-            graph_def, input_names=inputs, output_names=outputs, opset=TF2ONNX_OPSET
+            graph_def,
+            input_names=inputs,
+            output_names=outputs,
+            opset=TF2ONNX_OPSET,
+            custom_op_handlers=extra_handlers(),
         )
     except OpenATCError:
         raise
