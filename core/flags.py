@@ -92,7 +92,7 @@ FLAGS: tuple[Flag, ...] = (
     _f("virtual_type", "Target", "noop", "Run on virtual NPUs (Ascend only)."),
     # Feature
     _f("insert_op_conf", "Feature", "done", "AIPP configuration file (image pre-processing compiled into the model)."),
-    _f("input_fp16_nodes", "Feature", "todo", 'Inputs fed as FP16, "node1;node2".'),
+    _f("input_fp16_nodes", "Feature", "done", 'Inputs fed as FP16, "node1;node2".'),
     _f("is_input_adjust_hw_layout", "Feature", "todo", "NC1HWC0 layout for FP16 inputs.", "false"),
     _f("is_output_adjust_hw_layout", "Feature", "todo", "NC1HWC0 layout for FP16 outputs.", "false"),
     _f("op_name_map", "Feature", "todo", "Custom op-name mapping file."),
@@ -126,12 +126,13 @@ FLAGS: tuple[Flag, ...] = (
     _f(
         "precision_mode",
         "Operator Tuning",
-        "todo",
-        "force_fp16, allow_fp32_to_fp16, must_keep_origin_dtype, allow_mix_precision, force_fp32.",
+        "done",
+        "force_fp16, allow_fp32_to_fp16, must_keep_origin_dtype, allow_mix_precision, force_fp32 "
+        "(default: the backend's; cpu: must_keep_origin_dtype).",
     ),
-    _f("precision_mode_v2", "Operator Tuning", "todo", "fp16, origin, cube_fp16in_fp32out, mixed_float16."),
-    _f("modify_mixlist", "Operator Tuning", "todo", "JSON edits of the mixed-precision lists."),
-    _f("keep_dtype", "Operator Tuning", "todo", "File of ops kept in their original dtype."),
+    _f("precision_mode_v2", "Operator Tuning", "done", "fp16, origin, cube_fp16in_fp32out, mixed_float16."),
+    _f("modify_mixlist", "Operator Tuning", "done", "JSON edits of the mixed-precision lists."),
+    _f("keep_dtype", "Operator Tuning", "done", "File of ops kept in their original dtype."),
     _f("customize_dtypes", "Operator Tuning", "todo", "File of per-op dtypes."),
     _f("op_select_implmode", "Operator Tuning", "todo", "high_performance or high_precision."),
     _f("optypelist_for_implmode", "Operator Tuning", "todo", "Op types taking --op_select_implmode."),

@@ -17,6 +17,7 @@ from openatc.aipp.config import AippConfig, parse_aipp_config
 from openatc.errors import OpenATCError
 from openatc.flags import FLAGS_BY_NAME
 from openatc.gears import Dynamic, InputShape, parse_dynamic, parse_input_shape
+from openatc.precision import PrecisionOptions, parse_precision
 
 __all__ = ["FRAMEWORKS", "LOG_LEVELS", "OUTPUT_TYPES", "BuildOptions", "InputShape", "OutputTypeRule"]
 
@@ -78,6 +79,7 @@ class BuildOptions:
     fusion_switches: tuple[tuple[str, bool], ...] = ()  # --fusion_switch_file entries, in file order
     output_type: str | None = None  # numpy dtype name applied to every floating output
     output_type_rules: tuple[OutputTypeRule, ...] = ()
+    precision: PrecisionOptions = field(default_factory=PrecisionOptions)  # --precision_mode, --keep_dtype, ...
     log: str = "null"
     flags: tuple[tuple[str, str], ...] = ()  # every flag given, sorted, as recorded in the manifest
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -271,6 +273,7 @@ def _mode0(given: Mapping[str, str]) -> dict[str, object]:
         "fusion_switches": _fusion_switches(given),
         "output_type": output_type,
         "output_type_rules": rules,
+        "precision": parse_precision(given),
     }
 
 

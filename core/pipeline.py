@@ -30,6 +30,7 @@ from openatc.manager import OpenATCPluginManager, default_plugin_manager
 from openatc.memory import plan_memory
 from openatc.options import FRAMEWORKS, BuildOptions
 from openatc.passmanager import PassRecord, missed_fusions, order_passes, run_passes
+from openatc.precision import apply_precision, precision_report
 from openatc.specialize import (
     apply_input_shapes,
     apply_output_types,
@@ -152,6 +153,7 @@ def _build_gear(
             )
     apply_aipp(model, ctx)  # before the passes, so that they fold and fuse the inserted ops too
     report = run_passes(model, passes, ctx)
+    apply_precision(model, ctx)  # after passes and AIPP, before --output_type and the backend
     apply_output_types(model, options.output_type, options.output_type_rules, options.out_nodes)
     gear = _compile_gear(name, model, backend, options, report)
     return gear, report
@@ -231,6 +233,7 @@ def _compile_gear(
         "outputs": [value_spec(v).to_json() for v in model.graph.outputs],
         "nodes": count_nodes(model.graph),
         "ops": op_histogram(model.graph),
+        "precision": precision_report(model),
         "opset": dict(sorted(model.opset_imports.items())),
         "memory": {"activation_bytes_no_reuse": intermediate_bytes(model.graph), **plan_memory(model.graph).to_json()},
         "passes": [r.to_json() for r in report],

@@ -192,6 +192,9 @@ class BackendCapabilities:
         fused_ops: Fused (non-standard) ops it offers, e.g. ``("com.microsoft", "FusedMatMul")``.
         native_precision: The precision it computes in by default (``"fp32"``, ``"fp16"``...).
         dynamic_shapes: Whether it runs graphs with symbolic dimensions.
+        fp16_ops: ``(domain, op_type)`` pairs it has FP16 kernels for; other layers the precision
+            step puts in FP16 keep FP16 storage and compute in FP32 between Casts. ``None``: all.
+        default_precision_mode: The ``--precision_mode`` used when none is given (docs/precision.md).
     """
 
     op_types: frozenset[tuple[str, str]] | None = None
@@ -199,6 +202,8 @@ class BackendCapabilities:
     fused_ops: tuple[tuple[str, str], ...] = ()
     native_precision: str = "fp32"
     dynamic_shapes: bool = False
+    fp16_ops: frozenset[tuple[str, str]] | None = None
+    default_precision_mode: str = "must_keep_origin_dtype"
 
 
 @dataclass(frozen=True)

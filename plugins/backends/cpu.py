@@ -130,6 +130,18 @@ def _cpu_kernels() -> dict[tuple[str, str], list[tuple[int, int]]]:
     return kernels
 
 
+@functools.cache
+def _fp16_kernels() -> frozenset[tuple[str, str]]:
+    """(domain, op type) of ONNX Runtime's CPU kernels that take float16 (few: no MatMul or Conv on x86)."""
+    from onnxruntime.capi import _pybind_state as C
+
+    found = set()
+    for k in C.get_all_opkernel_def():
+        if k.provider == "CPUExecutionProvider" and any("tensor(float16)" in t for t in k.type_constraints.values()):
+            found.add(("" if k.domain in ("", "ai.onnx") else k.domain, k.op_name))
+    return frozenset(found)
+
+
 def _supports(node: ir.Node, version: int) -> str | None:
     """None when ONNX Runtime's CPU provider runs ``node`` (a kernel, or a function it expands)."""
     domain = "" if node.domain in ("", "ai.onnx") else node.domain
@@ -166,6 +178,8 @@ def openatc_backends() -> Iterator[Backend]:
             fused_ops=FUSED_OPS,
             native_precision="fp32",
             dynamic_shapes=True,
+            fp16_ops=_fp16_kernels(),
+            default_precision_mode="must_keep_origin_dtype",  # native FP32; docs/precision.md
         ),
         compile=_compile,
         load=_load,
