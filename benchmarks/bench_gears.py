@@ -8,7 +8,9 @@ For each case (the example text encoder with ``--dynamic_dims``, a conv net with
 * per gear: cosine similarity (FP32) of every output against ONNX Runtime on the *original*
   dynamic model at the same shape, and median latency of the ``.om`` and of that ONNX Runtime
   session, timed interleaved run by run (reference, om, reference, om, ...), with the same
-  ``intra_op_num_threads``;
+  ``intra_op_num_threads``; the ``.om`` runs with default settings (gears share the weights, so
+  no weight prepacking) and, as "om prepacked", with ``share_weights=False`` (faster MatMul/Conv,
+  one prepacked weight copy per gear);
 * file size: multi-gear ``.om`` / single-gear ``.om``;
 * resident memory, each in a fresh process: ``VmRSS`` and ``RssAnon`` growth from before the
   ``Session`` is created until every gear has run once, for the multi-gear ``.om`` and for the
@@ -212,7 +214,8 @@ def bench_case(case: Case, work: Path, runs: int, warmup: int, threads: int) -> 
     reference = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
     backend_options = {"intra_op_num_threads": threads} if threads else None
     gears = []
-    with openatc.Session(multi, backend_options=backend_options) as session:
+    prepacked = openatc.Session(multi, backend_options=backend_options, share_weights=False)
+    with openatc.Session(multi, backend_options=backend_options) as session, prepacked:
         dtypes = {s.name: s.dtype for s in session.inputs}
         names = [o.name for o in session.outputs]
         for index, shapes in enumerate(session.gears):
@@ -220,8 +223,14 @@ def bench_case(case: Case, work: Path, runs: int, warmup: int, threads: int) -> 
             got = session.run(feeds)
             want = dict(zip(names, reference.run(names, feeds), strict=True))
             cosines = {n: _cosine(got[n], want[n]) for n in names}
-            ref_ms, om_ms = _time(
-                [lambda f=feeds: reference.run(names, f), lambda f=feeds: session.run(f)], runs, warmup
+            ref_ms, om_ms, prepacked_ms = _time(
+                [
+                    lambda f=feeds: reference.run(names, f),
+                    lambda f=feeds: session.run(f),
+                    lambda f=feeds: prepacked.run(f),
+                ],
+                runs,
+                warmup,
             )
             gears.append(
                 {
@@ -232,6 +241,8 @@ def bench_case(case: Case, work: Path, runs: int, warmup: int, threads: int) -> 
                     "ort_median_ms": ref_ms,
                     "om_median_ms": om_ms,
                     "ratio": om_ms / ref_ms,
+                    "om_prepacked_median_ms": prepacked_ms,
+                    "ratio_prepacked": prepacked_ms / ref_ms,
                 }
             )
     memory = {"gears": resident(multi), "single": resident(single), "single_shared": resident(single, "shared")}
@@ -254,15 +265,17 @@ def bench_case(case: Case, work: Path, runs: int, warmup: int, threads: int) -> 
 # -- report ----------------------------------------------------------------------------------------
 def _table(results: list[dict[str, Any]]) -> str:
     lines = [
-        f"{'case':<11} {'gear':<6} {'shape':<22} {'cosine':>10} {'ORT ms':>9} {'om ms':>9} {'ratio':>6}",
-        "-" * 79,
+        f"{'case':<11} {'gear':<6} {'shape':<22} {'cosine':>10} {'ORT ms':>9} {'om ms':>9} {'ratio':>6} "
+        f"{'om prepacked':>12} {'ratio':>6}",
+        "-" * 99,
     ]
     for r in results:
         for g in r["gears"]:
             shape = ";".join(f"{n}:{','.join(map(str, s))}" for n, s in g["shapes"].items())
             lines.append(
                 f"{r['case']:<11} {g['gear']:<6} {shape:<22} {g['min_cosine']:>10.7f} {g['ort_median_ms']:>9.3f} "
-                f"{g['om_median_ms']:>9.3f} {g['ratio']:>6.3f}"
+                f"{g['om_median_ms']:>9.3f} {g['ratio']:>6.3f} {g['om_prepacked_median_ms']:>12.3f} "
+                f"{g['ratio_prepacked']:>6.3f}"
             )
     lines += [
         "",
