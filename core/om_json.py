@@ -136,6 +136,12 @@ def om_to_json(path: Path) -> dict[str, Any]:
         "framework_type": str(manifest.get("framework", {}).get("id", "")),
         "backend": manifest.get("backend", {}).get("name", ""),
     }
+    dynamic = manifest.get("dynamic")
+    if dynamic:  # gears: one line per gear, "name:dims;name:dims", in gear order (graph[i] is gear i)
+        attrs["dynamic_type"] = dynamic["kind"]
+        attrs["dynamic_gears"] = "|".join(
+            ";".join(f"{t['name']}:{','.join(map(str, t['shape']))}" for t in g["inputs"]) for g in manifest["gears"]
+        )
     return {
         "name": manifest.get("name", path.stem),
         "version": int(str(manifest.get("format_version", "1.0")).split(".")[0]),

@@ -192,6 +192,9 @@ def test_mode1_json_shows_the_gears(conv_onnx: Path, compile_om: Callable[..., P
     assert data["manifest"]["dynamic"]["gears"] == [[1], [4]]
     assert [g["inputs"][0]["shape"] for g in data["manifest"]["gears"]] == [[1, 3, 32, 32], [4, 3, 32, 32]]
     assert data["graph"][1]["op"]  # each gear's own optimized graph
+    attrs = {a["key"]: a["value"]["s"] for a in data["attr"]}
+    assert attrs["dynamic_type"] == "dynamic_batch_size"
+    assert attrs["dynamic_gears"] == "x:1,3,32,32|x:4,3,32,32"
 
 
 def test_build_is_byte_identical(conv_onnx: Path, tmp_path: Path) -> None:
