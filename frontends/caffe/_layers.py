@@ -14,6 +14,7 @@ import numpy as np
 from openatc.errors import OpenATCError
 
 from ._convert import Handler, Walk
+from ._detection import detection_output
 from ._inputs import declare_inputs
 
 __all__ = ["HANDLERS", "declare_inputs"]
@@ -543,5 +544,6 @@ HANDLERS: dict[str, Handler] = {
     "Normalize": _normalize,
     "PriorBox": _prior_box,
     "ArgMax": _argmax,
+    "DetectionOutput": detection_output,
     "Reduction": _reduction,
 }

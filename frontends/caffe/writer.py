@@ -95,14 +95,17 @@ def write_caffemodel(
     from ._proto import _V1_TYPES
 
     v1_by_type = {t: n for n, t in _V1_TYPES.items()}
-    for name, blobs in source.made.items():
+    # Like Caffe, every layer is saved (with its blobs, if any); V1 files skip types V1 cannot name.
+    for name, type_ in types.items():
+        if v1 and type_ not in v1_by_type:
+            continue
         layer = out.layers.add() if v1 else out.layer.add()
         layer.name = name
         if v1:
-            layer.type = v1_numbers[v1_by_type[types[name]]].number
+            layer.type = v1_numbers[v1_by_type[type_]].number
         else:
-            layer.type = types[name]
-        for array, shape in blobs:
+            layer.type = type_
+        for array, shape in source.made.get(name, []):
             blob = layer.blobs.add()
             if v1:  # V1 blobs carry num/channels/height/width
                 dims = (1,) * (4 - len(shape)) + shape if len(shape) <= 4 else shape

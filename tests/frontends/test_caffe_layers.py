@@ -76,3 +76,54 @@ def test_layers_without_opencv_match_numpy(tmp_path: Path) -> None:
     for name, value in want.items():
         assert got[name].shape == value.shape, name
         np.testing.assert_allclose(got[name], value, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0)
+    h = max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _caffe_detection_output(loc, conf, prior, *, classes, top_k, nms, threshold, keep_top_k):  # type: ignore[no-untyped-def]
+    """SSD's detection_output_layer.cpp for one image, share_location, CENTER_SIZE, background 0."""
+    p = prior[0, 0].reshape(-1, 4).astype(np.float64)
+    var = prior[0, 1].reshape(-1, 4)
+    d = loc.reshape(-1, 4) * var
+    size, center = p[:, 2:] - p[:, :2], (p[:, 2:] + p[:, :2]) / 2
+    c, s = d[:, :2] * size + center, np.exp(d[:, 2:]) * size
+    boxes = np.concatenate([c - s / 2, c + s / 2], axis=1)
+    scores = conf.reshape(-1, classes)
+    picked: dict[int, list[int]] = {}
+    for label in range(1, classes):
+        order = [i for i in np.argsort(-scores[:, label], kind="stable") if scores[i, label] > threshold][:top_k]
+        keep: list[int] = []
+        for i in order:
+            if all(_iou(boxes[i], boxes[k]) <= nms for k in keep):
+                keep.append(i)
+        picked[label] = keep
+    flat = sorted(((scores[i, lab], lab, i) for lab, ids in picked.items() for i in ids), key=lambda t: -t[0])
+    flat = flat[:keep_top_k]
+    rows = [[0, lab, sc, *boxes[i]] for lab in sorted(picked) for sc, lab2, i in flat if lab2 == lab]
+    return np.asarray(rows, np.float32)[None, None]
+
+
+def test_detection_output_matches_caffe_order(tmp_path: Path) -> None:
+    prototxt = DATA / "detection_output.prototxt"
+    caffemodel = tmp_path / "none.caffemodel"
+    write_caffemodel(prototxt, caffemodel)
+    om = build_caffe(prototxt, caffemodel, tmp_path / "det")
+    rng = np.random.default_rng(4)
+    centers = rng.uniform(0.1, 0.9, (120, 2))
+    sizes = rng.uniform(0.05, 0.4, (120, 2))
+    prior = np.stack(
+        [np.concatenate([centers - sizes / 2, centers + sizes / 2], 1).reshape(-1), np.tile([0.1, 0.1, 0.2, 0.2], 120)]
+    )[None].astype(np.float32)
+    logits = rng.standard_normal((120, 4)) * 2
+    conf = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True)).reshape(1, -1).astype(np.float32)
+    loc = (rng.standard_normal((1, 480)) * 0.5).astype(np.float32)
+    got = run_om(om, {"loc": loc, "conf": conf, "prior": prior})["detection_out"]
+    want = _caffe_detection_output(loc, conf, prior, classes=4, top_k=30, nms=0.45, threshold=0.3, keep_top_k=25)
+    assert got.shape == want.shape == (1, 1, 25, 7)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

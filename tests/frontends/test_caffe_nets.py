@@ -55,3 +55,28 @@ def test_network_matches_opencv(stem: str, tmp_path: Path) -> None:
         cos = cosine(got[name], want[name])
         print(f"{stem} {name} cosine={cos:.7f}")
         assert cos >= MIN_COSINE, (name, cos)
+
+
+def _rows_in_order(detections: np.ndarray) -> np.ndarray:
+    """Detections ``[1, 1, N, 7]`` as rows sorted by (label, score, box): Caffe writes them by label, OpenCV
+    by score, and equal scores (random weights saturate the softmax) may come in either order."""
+    rows = detections.reshape(-1, 7).astype(np.float64)
+    keys = np.round(rows, 4)
+    return rows[np.lexsort(keys[:, ::-1].T)]
+
+
+def test_ssd_detection_output_matches_opencv(tmp_path: Path) -> None:
+    prototxt = DATA / "mobilenet_ssd.prototxt"
+    caffemodel = tmp_path / "ssd.caffemodel"
+    write_caffemodel(prototxt, caffemodel, seed=7)
+    om = build_caffe(prototxt, caffemodel, tmp_path / "ssd")  # the whole net, DetectionOutput included
+    x = np.random.default_rng(3).standard_normal((1, 3, 300, 300)).astype(np.float32)
+    got = run_om(om, {"data": x})["detection_out"]
+    want = run_opencv(prototxt, caffemodel, {"data": x}, ["detection_out"])["detection_out"]
+    assert got.shape == want.shape and got.shape[2] > 10  # keep_top_k: 100
+    got_rows, want_rows = _rows_in_order(got), _rows_in_order(want)
+    np.testing.assert_array_equal(got_rows[:, :2], want_rows[:, :2])  # image ids and labels
+    cos = cosine(got_rows, want_rows)
+    print(f"mobilenet_ssd detection_out cosine={cos:.7f}")
+    assert cos >= MIN_COSINE
+    np.testing.assert_allclose(got_rows, want_rows, rtol=1e-3, atol=1e-3)
