@@ -257,6 +257,7 @@ def _decide(graph: ir.Graph, mode: str, opts: PrecisionOptions, ranges: Mapping[
         if value.name in opts.input_fp16_nodes:
             half.add(value)
     risky = {v for v, top in ranges.items() if top > FP16_SAFE}
+    subgraph_reads = _read_by_subgraphs(graph)  # subgraphs are not converted: what they read stays FP32
     decided: dict[ir.Node, str] = {}
     for node in graph:
         if not _computes_float(node):
@@ -273,10 +274,21 @@ def _decide(graph: ir.Graph, mode: str, opts: PrecisionOptions, ranges: Mapping[
             choice = "fp32"
         else:
             choice = "fp16" if op in white and node.op_type not in black else _follow(node, half, vector_fp32=False)
+        if choice == "fp16" and any(v in subgraph_reads for v in node.outputs):
+            choice = "fp32"
         decided[node] = choice
         if choice == "fp16":
             half.update(v for v in node.outputs if v.dtype == _FLOAT)
     return decided
+
+
+def _read_by_subgraphs(graph: ir.Graph) -> set[ir.Value]:
+    """Values of ``graph`` that nodes of its subgraphs (If/Loop/Scan bodies) read directly."""
+    found: set[ir.Value] = set()
+    for node in ir.traversal.RecursiveGraphIterator(graph):
+        if node.graph is not graph:
+            found.update(v for v in node.inputs if v is not None and v.graph is graph)
+    return found
 
 
 def _touches(node: ir.Node, values: set[ir.Value]) -> bool:
@@ -377,9 +389,10 @@ class _Converter:
         key = (value, to)
         if key not in self.casts:
             suffix = "fp16" if to == _HALF else "fp32"
-            node = ir.node("Cast", [value], attributes={"to": to}, name=f"{value.name}_to_{suffix}")
+            base = value.name or f"value{len(self.casts)}"
+            node = ir.node("Cast", [value], attributes={"to": to}, name=f"{base}_to_{suffix}")
             out = node.outputs[0]
-            out.name, out.dtype, out.shape = f"{value.name}_{suffix}", to, value.shape
+            out.name, out.dtype, out.shape = f"{base}_{suffix}", to, value.shape
             producer = value.producer()
             if producer is not None and producer.graph is self.graph:
                 self.graph.insert_after(producer, node)

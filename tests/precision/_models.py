@@ -99,3 +99,35 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         return float("nan")
     return float(x @ y / (np.linalg.norm(x) * np.linalg.norm(y) + 1e-30))
+
+
+def if_model(path: Path) -> Path:
+    """``x[4,16] -> MatMul W -> h``; ``If(cond)`` whose branches read ``h`` directly (Relu / Neg) -> y."""
+    w = np.random.default_rng(0).standard_normal((16, 16)).astype(np.float32)
+    then_g = helper.make_graph(
+        [helper.make_node("Relu", ["h"], ["t"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("t", TensorProto.FLOAT, [4, 16])],
+    )
+    else_g = helper.make_graph(
+        [helper.make_node("Neg", ["h"], ["e"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("e", TensorProto.FLOAT, [4, 16])],
+    )
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["h"], name="mm"),
+        helper.make_node("If", ["cond"], ["y"], name="branch", then_branch=then_g, else_branch=else_g),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "if_model",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 16]),
+            helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 16])],
+        [numpy_helper.from_array(w, "W")],
+    )
+    return _save(graph, path)

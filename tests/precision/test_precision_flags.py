@@ -112,3 +112,17 @@ def test_reference_backend_runs_real_fp16(conv_model: Path, compile_om: Callable
         out = sess.run({"x": x})["y"]
     ref = ort.InferenceSession(str(conv_model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     assert cosine(ref, out) >= 0.999
+
+
+def test_values_read_by_subgraphs_stay_fp32(compile_om: Callable[..., Path], tmp_path: Path) -> None:
+    from ._models import if_model
+
+    model = if_model(tmp_path / "if.onnx")
+    om = compile_om(model, tmp_path / "if16", precision_mode="force_fp16")
+    x = np.random.default_rng(6).standard_normal((4, 16)).astype(np.float32)
+    feeds = {"x": x, "cond": np.array(True)}
+    with openatc.Session(om) as sess:
+        out = sess.run(feeds)["y"]
+    ref = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    assert np.allclose(out, ref, atol=1e-5)  # the MatMul feeding the branches is kept FP32
+    assert "mm" in _precision(om)["fp32_layers"]

@@ -116,3 +116,24 @@ def test_mode1_json_shows_fp16_tensors(
     text = out.read_text()
     assert "DT_FLOAT16" in text or "float16" in text.lower()
     assert "force_fp16" in json.dumps(json.loads(text))
+
+
+def test_gears_share_fp16_weights(text_encoder: Path, compile_om: Callable[..., Path], tmp_path: Path) -> None:
+    om = compile_om(
+        text_encoder,
+        tmp_path / "dyn",
+        input_shape="input_ids:1,-1",
+        input_format="ND",
+        dynamic_dims="8;16",
+        precision_mode="allow_mix_precision",
+    )
+    single = compile_om(
+        text_encoder, tmp_path / "one", input_shape="input_ids:1,16", precision_mode="allow_mix_precision"
+    )
+    assert om.stat().st_size < 1.01 * single.stat().st_size  # FP16 weights stored once for both gears
+    with openatc.Session(om) as sess:
+        assert [g["precision"]["mode"] for g in sess.manifest["gears"]] == ["allow_mix_precision"] * 2
+        for length in (8, 16):
+            ids = np.random.default_rng(length).integers(0, 4096, (1, length)).astype(np.int64)
+            out = next(iter(sess.run({"input_ids": ids}).values()))
+            assert cosine(_reference(text_encoder, {"input_ids": ids}), out) >= MIN_COSINE["fp16"]
