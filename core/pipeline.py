@@ -64,6 +64,21 @@ class _Gear:
     payload: bytes | None
     weights: dict[str, np.ndarray]
     info: dict[str, Any]
+    digests: dict[str, str] = field(default_factory=dict)  # weight name -> content digest
+
+
+def _weight_digest(array: np.ndarray) -> str:
+    h = hashlib.sha256(memoryview(np.ascontiguousarray(array)).cast("B"))
+    h.update(f"{array.dtype.str}{array.shape}".encode())
+    return h.hexdigest()
+
+
+def _keep_once(gear: _Gear, store: dict[str, np.ndarray]) -> None:
+    """Points the gear's weights at the arrays earlier gears keep, so a build holds one copy of each."""
+    for name, array in gear.weights.items():
+        digest = _weight_digest(array)
+        gear.digests[name] = digest
+        gear.weights[name] = store.setdefault(digest, array)
 
 
 def _frontend(pm: OpenATCPluginManager, framework: int) -> Frontend:
@@ -105,6 +120,7 @@ def build_om(options: BuildOptions, pm: OpenATCPluginManager | None = None) -> B
     plans = gear_shapes(options.input_shape, options.dynamic, options.input_format)
     strict = len(plans) > 1 and shape_inference_error(model) is None  # else onnx cannot judge the gears
     gears: list[_Gear] = []
+    store: dict[str, np.ndarray] = {}  # weight digest -> the one array kept for every gear
     reports: dict[str, list[PassRecord]] = {}
     with _Progress(len(plans)) as progress:
         for index, shapes in enumerate(plans):
@@ -119,8 +135,9 @@ def build_om(options: BuildOptions, pm: OpenATCPluginManager | None = None) -> B
                 raise OpenATCError(exc.code, f"{name} ({_shapes_text(shapes)}): {exc.message}", exc.hint) from exc
             if options.dynamic is not None and options.dynamic.kind in GEAR_FLAGS:
                 gear.info["dims"] = list(options.dynamic.gears[index])
+            _keep_once(gear, store)
             gears.append(gear)
-            del gear_model
+            del gear_model, gear
     inputs = _merged_specs([g.info["inputs"] for g in gears], options.input_format)
     outputs = _merged_specs([g.info["outputs"] for g in gears])
     manifest, sections = _assemble(options, pm, backend, frontend, inputs, outputs, gears)
@@ -278,7 +295,7 @@ def _assemble(
     for gear in gears:
         mapping: dict[str, str] = {}
         for name, array in sorted(gear.weights.items()):
-            digest = hashlib.sha256(array.tobytes() + f"{array.dtype.str}{array.shape}".encode()).hexdigest()
+            digest = gear.digests.get(name) or _weight_digest(array)
             if digest not in by_digest:
                 by_digest[digest] = f"w{len(arrays)}"
                 arrays.append(array)
