@@ -168,9 +168,14 @@ def run_command(
     all_gears: Annotated[
         bool, typer.Option("--all-gears", "--all_gears", help="Benchmark every gear with generated inputs.")
     ] = False,
+    aipp: Annotated[
+        str | None,
+        typer.Option("--aipp", help='Dynamic AIPP parameters: "input:params.json;..." (AippParams fields).'),
+    ] = None,
     log: Annotated[str, typer.Option("--log", help="debug, info, warning, error, null.")] = "warning",
 ) -> None:
     """Run an .om with given or generated inputs; print outputs' shapes and latency."""
+    from openatc.aipp.dynamic import aipp_feeds, image_shapes, load_aipp_params
     from openatc.bench import generate_input, load_inputs, run_shapes, time_runs
     from openatc.runtime import Session
 
@@ -186,10 +191,13 @@ def run_command(
             _run_all_gears(session, loop, warmup_count, pure_data_type, rng)
             return
         shapes = run_shapes(session, **dym)
+        aipp_params = load_aipp_params(aipp) if aipp else {}
+        shapes.update(image_shapes(session.inputs, aipp_params))
         if input:
             feeds = load_inputs([Path(p.strip()) for p in input.split(",") if p.strip()], session.inputs, shapes)
         else:
             feeds = {s.name: generate_input(s, pure_data_type, rng, shapes.get(s.name)) for s in session.inputs}
+        feeds = dict(aipp_feeds(session.inputs, feeds, aipp_params))  # packs dynamic AIPP parameters
         gear = session.gear_for(feeds)
         outputs, summary = time_runs(session, feeds, loop, warmup_count)
     for name, array in feeds.items():

@@ -169,6 +169,9 @@ class AippFormat:
             ``output_bias`` after (rgb); ``rbuv_swap`` exchanges channels 1,2 (yuv) or 0,2 (rgb).
         raw_shape: ``(h, w) -> (rows, cols, c)``: the NHWC dims of one raw image of h x w pixels.
         align_w, align_h: ``src_image_size`` and ``load_start_pos`` must be multiples of these.
+        plane_rows: The raw image as stacked planes of full width: each plane's rows are the image
+            height divided by this (YUV420SP ``(1, 2)``, packed formats ``(1,)``). The host then
+            crops the raw bytes before decoding; ``()`` (unknown layout) crops after decoding.
     """
 
     name: str
@@ -180,6 +183,7 @@ class AippFormat:
     raw_shape: Callable[[int, int], tuple[int, int, int]] = _rows_cols
     align_w: int = 1
     align_h: int = 1
+    plane_rows: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

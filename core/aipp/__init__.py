@@ -36,7 +36,7 @@ def apply_aipp(model: ir.Model, ctx: PassContext) -> None:
     check_conflicts(
         configs,
         names,
-        fp16_nodes=tuple(getattr(options, "input_fp16_nodes", ()) or ()),
+        fp16_nodes=tuple(getattr(getattr(options, "precision", None), "input_fp16_nodes", ()) or ()),
         dynamic_batch=kind == "dynamic_batch_size",
         dynamic_image_size=kind == "dynamic_image_size",
         dynamic_dims=kind == "dynamic_dims",

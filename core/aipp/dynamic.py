@@ -98,6 +98,8 @@ def pack_params(name: str, params: AippParams, info: Mapping[str, Any], image_sh
     model = info["model_input"]
     layout = model["format"]
     n, c, h, w = model["shape"] if layout == "NCHW" else [model["shape"][i] for i in (0, 3, 1, 2)]
+    if len(image_shape) == 4:  # with --dynamic_batch_size each gear has its batch: the image's batch picks the gear
+        n = int(image_shape[0])
     fmt = params.input_format
     if fmt not in DYNAMIC_FORMATS:
         raise _bad(name, f"input_format {fmt} is not supported yet by dynamic AIPP; use {', '.join(DYNAMIC_FORMATS)}")
@@ -297,3 +299,51 @@ def _decode(b: AippBuilder, raw: ir.Value, formats: Mapping[str, AippFormat], fm
         x = b.op("Concat", x, *([zeros] * (4 - record.channels)), axis=3)
     x.dtype = ir.DataType.INT32
     return x
+
+
+def load_aipp_params(text: str) -> dict[str, AippParams]:
+    """``openatc run --aipp "x:params.json;y:other.json"``: each JSON object holds AippParams fields."""
+    import json
+    from dataclasses import fields
+    from pathlib import Path
+
+    known = {f.name for f in fields(AippParams)}
+    result: dict[str, AippParams] = {}
+    for item in (part.strip() for part in text.split(";") if part.strip()):
+        name, sep, path = item.rpartition(":")
+        if not sep or not name:
+            raise OpenATCError(
+                "E10001", f"--aipp entry '{item}' is not name:file.json", hint='e.g. --aipp "x:aipp.json"'
+            )
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise OpenATCError("E10001", f"--aipp {name}: cannot read JSON from '{path}': {exc}") from None
+        unknown = sorted(set(data) - known) if isinstance(data, dict) else ["(not an object)"]
+        if unknown:
+            raise OpenATCError(
+                "E10001",
+                f"--aipp {name}: '{path}' has unknown fields {unknown}",
+                hint=f"Fields: {', '.join(sorted(known))}.",
+            )
+        try:
+            result[name] = AippParams(**data)
+        except TypeError as exc:
+            raise OpenATCError("E10001", f"--aipp {name}: '{path}': {exc}") from None
+    return result
+
+
+def image_shapes(inputs: Sequence[TensorSpec], aipp: Mapping[str, AippParams]) -> dict[str, tuple[int, ...]]:
+    """The raw image shape each dynamic-AIPP input takes with its parameters (for generated inputs)."""
+    shapes = {}
+    for spec in inputs:
+        params = aipp.get(spec.name)
+        if params is None or not spec.aipp or spec.aipp.get("mode") != "dynamic":
+            continue
+        n = spec.shape[0] if isinstance(spec.shape[0], int) else spec.aipp["model_input"]["shape"][0]
+        h, w = params.src_image_size_h, params.src_image_size_w
+        rows, c = {"YUV420SP_U8": (h * 3 // 2, 1), "XRGB8888_U8": (h, 4), "YUV400_U8": (h, 1)}.get(
+            params.input_format, (h, 3)
+        )
+        shapes[spec.name] = (int(n), rows, w, c)
+    return shapes

@@ -249,31 +249,60 @@ def _format(formats: Mapping[str, AippFormat], config: AippConfig) -> AippFormat
 def _build_static(
     name: str, config: AippConfig, fmt: AippFormat, image: ModelImage
 ) -> tuple[ir.Value, ir.Value, list[ir.Node], list[ir.Value]]:
+    """The ops of one static block: decode (NHWC) then, channel-first, swap, CSC, normalization, padding.
+
+    Per-channel work runs on [N, C, H, W] so that biases and scales broadcast over whole planes
+    (ONNX Runtime's broadcasting over an innermost axis of 3 is an order of magnitude slower).
+    """
     h, w = config.src_image_size_h, config.src_image_size_w
     raw = ir.Value(name=name, shape=ir.Shape([image.n, *fmt.raw_shape(h, w)]), type=ir.TensorType(ir.DataType.UINT8))
     b = AippBuilder(f"aipp/{name}", image.n, h, w)
-    x = fmt.build(b, raw)
+    x, cut = _crop_raw(b, raw, config, fmt)
+    x = fmt.build(b, x)
+    if cut is not None:  # crop in pixels: what the raw crop could not do, or all of it
+        x = b.op("Slice", x, b.dims(cut[0], cut[1]), b.dims(cut[2], cut[3]), b.dims(1, 2))
+    x = b.op("Transpose", x, perm=[0, 3, 1, 2])
     x = swap_channels(b, x, fmt.channels, fmt.color, config.ax_swap_switch, config.rbuv_swap_switch)
-    if config.crop:
-        top, left = config.load_start_pos_h, config.load_start_pos_w
-        bottom, right = top + config.crop_size_h, left + config.crop_size_w
-        x = b.op("Slice", x, b.dims(top, left), b.dims(bottom, right), b.dims(1, 2))
-    x = b.op("Cast", x, to=ir.DataType.INT32)
     if config.csc_switch:
+        x = b.op("Cast", x, to=ir.DataType.INT32)
         x = csc(b, x, fmt.channels, fmt.color, config.matrix, config.input_bias, config.output_bias)
     if image.c < fmt.channels:
-        x = b.op("Slice", x, b.dims(0), b.dims(image.c), b.dims(3))
+        x = b.op("Slice", x, b.dims(0), b.dims(image.c), b.dims(1))
     x = _normalize(b, x, config, image)
     if config.padding:
-        pads = [0, config.top_padding_size, config.left_padding_size, 0]
-        pads += [0, config.bottom_padding_size, config.right_padding_size, 0]
+        pads = [0, 0, config.top_padding_size, config.left_padding_size]
+        pads += [0, 0, config.bottom_padding_size, config.right_padding_size]
         pad_value = np.array(config.padding_value, dtype=np.uint8 if image.dtype == "uint8" else np.float32)
         x = b.op("Pad", x, b.dims(*pads), b.const(pad_value))
     return raw, _to_model(b, x, image), b.nodes, []
 
 
+def _crop_raw(
+    b: AippBuilder, raw: ir.Value, config: AippConfig, fmt: AippFormat
+) -> tuple[ir.Value, tuple[int, int, int, int] | None]:
+    """Crops the raw bytes before decoding when the format's planes allow it (decoding only the crop).
+
+    Returns the raw value to decode (``b.height``/``b.width`` set to its size) and the pixel crop
+    still to apply after decoding (top, left, bottom, right), or None.
+    """
+    if not config.crop:
+        return raw, None
+    top, left, h, w = config.load_start_pos_h, config.load_start_pos_w, config.crop_size_h, config.crop_size_w
+    if not fmt.plane_rows:
+        return raw, (top, left, top + h, left + w)
+    h_al, w_al = -(-h // fmt.align_h) * fmt.align_h, -(-w // fmt.align_w) * fmt.align_w  # whole chroma samples
+    planes, offset = [], 0
+    for divisor in fmt.plane_rows:
+        rows = b.dims(offset + top // divisor, left), b.dims(offset + (top + h_al) // divisor, left + w_al)
+        planes.append(b.op("Slice", raw, *rows, b.dims(1, 2)))
+        offset += config.src_image_size_h // divisor
+    b.height, b.width = h_al, w_al
+    x = planes[0] if len(planes) == 1 else b.op("Concat", *planes, axis=1)
+    return x, None if (h_al, w_al) == (h, w) else (0, 0, h, w)
+
+
 def swap_channels(b: AippBuilder, x: ir.Value, channels: int, color: str, ax_swap: bool, rbuv_swap: bool) -> ir.Value:
-    """``ax_swap`` moves channel 0 (A/X) last; then ``rbuv_swap`` exchanges R,B (0,2) or U,V (1,2)."""
+    """On [N, C, H, W]: ``ax_swap`` moves channel 0 (A/X) last; then ``rbuv_swap`` exchanges R,B or U,V."""
     perm = list(range(channels))
     if channels == 4 and ax_swap:
         perm = [1, 2, 3, 0]
@@ -282,7 +311,7 @@ def swap_channels(b: AippBuilder, x: ir.Value, channels: int, color: str, ax_swa
         perm[i], perm[j] = perm[j], perm[i]
     if perm == list(range(channels)):
         return x
-    return b.op("Gather", x, b.const(np.array(perm, dtype=np.int64)), axis=3)
+    return b.op("Gather", x, b.const(np.array(perm, dtype=np.int64)), axis=1)
 
 
 def csc(
@@ -294,22 +323,25 @@ def csc(
     input_bias: Sequence[int],
     output_bias: Sequence[int],
 ) -> ir.Value:
-    """Colour-space conversion of channels 0..2 of int32 ``x`` (NHWC); channel 3 passes through."""
-    colours = x if channels == 3 else b.op("Slice", x, b.dims(0), b.dims(3), b.dims(3))
+    """Colour-space conversion of channels 0..2 of int32 ``x`` [N, C, H, W]; channel 3 passes through."""
+    colours = x if channels == 3 else b.op("Slice", x, b.dims(0), b.dims(3), b.dims(1))
     if color == "yuv":
-        colours = b.op("Sub", colours, b.const(np.array(input_bias, dtype=np.int32)))
-    y = b.op("MatMul", colours, b.const(np.array(matrix, dtype=np.int32).T.copy()))
+        colours = b.op("Sub", colours, b.const(np.array(input_bias, dtype=np.int32).reshape(1, 3, 1, 1)))
+    flat = b.op("Reshape", colours, b.dims(b.batch, 3, -1))
+    y = b.op("MatMul", b.const(np.array(matrix, dtype=np.int32)), flat)
     y = b.op("Div", b.op("Add", y, b.const(np.int32(_OFFSET))), b.const(np.int32(256)))
     y = b.op("Sub", y, b.const(np.int32(_OFFSET // 256)))
     if color == "rgb":
-        y = b.op("Add", y, b.const(np.array(output_bias, dtype=np.int32)))
+        y = b.op("Add", y, b.const(np.array(output_bias, dtype=np.int32).reshape(1, 3, 1)))
     y = b.op("Clip", y, b.const(np.int32(0)), b.const(np.int32(255)))
+    y = b.op("Reshape", y, b.op("Shape", colours))
     if channels == 4:
-        y = b.op("Concat", y, b.op("Slice", x, b.dims(3), b.dims(4), b.dims(3)), axis=3)
+        y = b.op("Concat", y, b.op("Slice", x, b.dims(3), b.dims(4), b.dims(1)), axis=1)
     return y
 
 
 def _normalize(b: AippBuilder, x: ir.Value, config: AippConfig, image: ModelImage) -> ir.Value:
+    """On [N, C, H, W]: ``(x - mean - min) * var_reci`` in float32; a uint8 model input gets the pixels."""
     if image.dtype == "uint8":  # uint8 -> uint8: ATC's normalization has no effect
         return b.op("Cast", x, to=ir.DataType.UINT8)
     x = b.op("Cast", x, to=ir.DataType.FLOAT)
@@ -317,15 +349,16 @@ def _normalize(b: AippBuilder, x: ir.Value, config: AippConfig, image: ModelImag
     sub = np.array(config.mean_chn[:c], np.float64) + np.array(config.min_chn[:c], np.float64)
     mul = np.array(config.var_reci_chn[:c], np.float32)
     if sub.any():
-        x = b.op("Sub", x, b.const(sub.astype(np.float32)))
+        x = b.op("Sub", x, b.const(sub.astype(np.float32).reshape(1, c, 1, 1)))
     if (mul != 1).any():
-        x = b.op("Mul", x, b.const(mul))
+        x = b.op("Mul", x, b.const(mul.reshape(1, c, 1, 1)))
     return x
 
 
 def _to_model(b: AippBuilder, x: ir.Value, image: ModelImage) -> ir.Value:
-    if image.layout == "NCHW":
-        x = b.op("Transpose", x, perm=[0, 3, 1, 2])
+    """[N, C, H, W] -> the model input's layout and dtype."""
+    if image.layout == "NHWC":
+        x = b.op("Transpose", x, perm=[0, 2, 3, 1])
     if image.dtype in ("float16", "float64"):
         x = b.op("Cast", x, to=ir.DataType.from_numpy(np.dtype(image.dtype)))
     return x

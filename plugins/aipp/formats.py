@@ -85,10 +85,28 @@ FORMATS: tuple[AippFormat, ...] = (
         raw_shape=lambda h, w: (h * 3 // 2, w, 1),
         align_w=2,
         align_h=2,
+        plane_rows=(1, 2),
     ),
-    AippFormat("XRGB8888_U8", _packed, 4, "4 bytes per pixel, RGBX; XRGB with ax_swap_switch", code=2, raw_shape=_four),
-    AippFormat("RGB888_U8", _packed, 3, "3 bytes per pixel, RGB (BGR with rbuv_swap_switch)", code=3),
-    AippFormat("YUV400_U8", _packed, 1, "8-bit gray (Y only)", code=4, color="yuv", raw_shape=lambda h, w: (h, w, 1)),
+    AippFormat(
+        "XRGB8888_U8",
+        _packed,
+        4,
+        "4 bytes per pixel, RGBX; XRGB with ax_swap_switch",
+        code=2,
+        raw_shape=_four,
+        plane_rows=(1,),
+    ),
+    AippFormat("RGB888_U8", _packed, 3, "3 bytes per pixel, RGB (BGR with rbuv_swap_switch)", code=3, plane_rows=(1,)),
+    AippFormat(
+        "YUV400_U8",
+        _packed,
+        1,
+        "8-bit gray (Y only)",
+        code=4,
+        color="yuv",
+        raw_shape=lambda h, w: (h, w, 1),
+        plane_rows=(1,),
+    ),
     AippFormat(
         "ARGB8888_U8",
         _packed,
@@ -96,6 +114,7 @@ FORMATS: tuple[AippFormat, ...] = (
         "4 bytes per pixel with alpha, RGBA; ARGB with ax_swap_switch",
         code=7,
         raw_shape=_four,
+        plane_rows=(1,),
     ),
     AippFormat(
         "YUYV_U8",
@@ -106,6 +125,7 @@ FORMATS: tuple[AippFormat, ...] = (
         color="yuv",
         raw_shape=lambda h, w: (h, w, 2),
         align_w=2,
+        plane_rows=(1,),
     ),
     AippFormat(
         "YUV422SP_U8",
@@ -116,6 +136,7 @@ FORMATS: tuple[AippFormat, ...] = (
         color="yuv",
         raw_shape=lambda h, w: (h * 2, w, 1),
         align_w=2,
+        plane_rows=(1, 1),
     ),
     AippFormat(
         "AYUV444_U8",
@@ -125,5 +146,6 @@ FORMATS: tuple[AippFormat, ...] = (
         code=10,
         color="yuv",
         raw_shape=_four,
+        plane_rows=(1,),
     ),
 )

@@ -178,3 +178,29 @@ def test_wrong_image_size_at_run_time(tmp_path: Path) -> None:
     with openatc.Session(om) as sess, pytest.raises(OpenATCError) as info:
         sess.run({"x": np.zeros((1, 9, 8, 3), np.uint8)})
     assert info.value.code == "E40010" and "[1,8,8,3]" in info.value.message
+
+
+def test_aipp_input_cannot_be_an_fp16_input(tmp_path: Path) -> None:
+    model = _model(tmp_path / "m.onnx", {"x": [1, 3, 8, 8]})
+    with pytest.raises(OpenATCError) as info:
+        _build(tmp_path, model, "aipp_op { aipp_mode: static input_format: RGB888_U8 }", input_fp16_nodes="x")
+    assert info.value.code == "E10034" and "'x'" in info.value.message
+
+
+@pytest.mark.parametrize("mode", ["force_fp16", "allow_mix_precision"])
+def test_precision_modes_keep_the_pixels(tmp_path: Path, mode: str) -> None:
+    """The CSC is integer arithmetic: FP16 precision modes cannot change the converted pixels."""
+    model = _model(tmp_path / "m.onnx", {"x": [1, 3, 8, 8]})
+    text = "aipp_op { aipp_mode: static input_format: YUV420SP_U8 csc_switch: true }"
+    om = _build(tmp_path, model, text, precision_mode=mode)
+    raw = np.random.default_rng(2).integers(0, 256, (1, 12, 8, 1), np.uint8)
+    with openatc.Session(om) as sess:
+        got = sess.run({"x": raw})["x_out"]
+    want = reference(
+        Aipp("YUV420SP_U8", 8, 8, matrix=[[298, 516, 0], [298, -100, -208], [298, 0, 409]]),
+        raw,
+        channels=3,
+        dtype="float32",
+        layout="NCHW",
+    )
+    np.testing.assert_array_equal(got, want)

@@ -165,3 +165,55 @@ def test_aipp_params_for_a_model_without_dynamic_aipp(tiny_om: Path) -> None:
     with openatc.Session(tiny_om) as sess, pytest.raises(OpenATCError) as info:
         sess.run({"x": np.zeros((2, 4), np.float32)}, aipp={"x": AippParams("RGB888_U8", 4, 4)})
     assert info.value.code == "E40012" and "not dynamic-AIPP inputs" in info.value.message
+
+
+def test_gray_images_into_a_one_channel_model(tmp_path: Path) -> None:
+    model = identity_model(tmp_path / "g.onnx", [1, 1, H, W], "float32")
+    conf = tmp_path / "aipp.cfg"
+    conf.write_text("aipp_op { aipp_mode: dynamic max_src_image_size: 1000 }")
+    om = openatc.build(
+        model=str(model), framework=5, output=str(tmp_path / "g"), soc_version="cpu", insert_op_conf=str(conf)
+    )
+    gray = np.random.default_rng(5).integers(0, 256, (1, H, W, 1), np.uint8)
+    with openatc.Session(om) as sess:
+        out = sess.run({"x": gray}, aipp={"x": AippParams("YUV400_U8", W, H, min_chn=(0.5, 0, 0, 0))})["y"]
+    np.testing.assert_array_equal(out, gray.transpose(0, 3, 1, 2).astype(np.float32) - 0.5)
+
+
+@pytest.mark.parametrize("mode", ["static", "dynamic"])
+def test_with_dynamic_batch_gears(tmp_path: Path, mode: str) -> None:
+    model = identity_model(tmp_path / "b.onnx", ["N", 3, H, W], "float32")
+    conf = tmp_path / "aipp.cfg"
+    conf.write_text(
+        "aipp_op { aipp_mode: static input_format: RGB888_U8 }"
+        if mode == "static"
+        else "aipp_op { aipp_mode: dynamic max_src_image_size: 100000 }"
+    )
+    om = openatc.build(
+        model=str(model),
+        framework=5,
+        output=str(tmp_path / "b"),
+        soc_version="cpu",
+        insert_op_conf=str(conf),
+        input_shape=f"x:-1,3,{H},{W}",
+        dynamic_batch_size="1,4",
+    )
+    with openatc.Session(om) as sess:
+        for n in (1, 4):
+            rgb = np.random.default_rng(n).integers(0, 256, (n, H, W, 3), np.uint8)
+            aipp = {"x": AippParams("RGB888_U8", W, H)} if mode == "dynamic" else None
+            np.testing.assert_array_equal(sess.run({"x": rgb}, aipp=aipp)["y"], rgb.transpose(0, 3, 1, 2))
+
+
+def test_openatc_run_takes_aipp_parameters(dynamic_om: Path, tmp_path: Path, run_cli) -> None:
+    params = tmp_path / "p.json"
+    params.write_text(
+        '{"input_format": "YUV420SP_U8", "src_image_size_w": 12, "src_image_size_h": 10, "csc_switch": true,'
+        ' "crop": true, "load_start_pos_w": 2, "crop_size_w": 10, "crop_size_h": 8}'
+    )
+    result = run_cli("run", dynamic_om, "--aipp", f"x:{params}")
+    assert result.code == 0, result.output
+    assert "input  x: uint8[2, 15, 12, 1]" in result.out and "output y: float32[2, 3, 8, 10]" in result.out
+    params.write_text('{"input_format": "RGB888_U8", "src_image_size_w": 12, "colour": 1}')
+    result = run_cli("run", dynamic_om, "--aipp", f"x:{params}")
+    assert result.code != 0 and "E10001" in result.output and "colour" in result.output

@@ -174,3 +174,11 @@ def test_every_step_together(tmp_path: Path, fmt: str, layout: str) -> None:
     )
     got, want = run_case(tmp_path, cfg, out_hw=(8, 12), channels=_channels(fmt), dtype="float32", layout=layout, n=2)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_odd_crop_sizes_are_exact(tmp_path: Path, fmt: str) -> None:
+    """Crop sizes need no alignment: the raw crop takes whole chroma samples, the rest is cut after decoding."""
+    cfg = Aipp(fmt, SRC_W, SRC_H, crop=(4, 2, 7, 5), matrix=None if fmt == "YUV400_U8" else _csc_matrix(fmt))
+    got, want = run_case(tmp_path, cfg, out_hw=(5, 7), channels=_channels(fmt), dtype="uint8")
+    np.testing.assert_array_equal(got, want)
