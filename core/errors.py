@@ -45,6 +45,11 @@ CATALOGUE: dict[str, ErrorInfo] = {
         "--framework=0 (Caffe) needs the weights: --weight is missing.",
         "Give the .caffemodel with --weight (and the .prototxt with --model).",
     ),
+    "E10009": ErrorInfo(
+        "Dynamic_Flags_Exclusive",
+        "More than one of --dynamic_batch_size, --dynamic_image_size, --dynamic_dims, --input_shape_range was given.",
+        "Keep one of them.",
+    ),
     "E10010": ErrorInfo(
         "Invalid_Log_Level", "--log has an unknown level.", "Use one of debug, info, warning, error, null."
     ),
@@ -53,30 +58,15 @@ CATALOGUE: dict[str, ErrorInfo] = {
         "--input_shape holds a value that is not a positive integer.",
         "Give every dimension as a positive integer.",
     ),
-    "E10016": ErrorInfo(
-        "Unknown_Node_Name",
-        "A name given in a flag does not exist in the model.",
-        "Check the name against the model's inputs/outputs (openatc --mode=1 lists them).",
-    ),
-    "E10022": ErrorInfo(
-        "Invalid_Output_Path",
-        "The output path has no file name.",
-        "Give a path with a file name, e.g. --output=out/model.",
-    ),
-    "E10049": ErrorInfo(
-        "Input_Shape_Rank_Mismatch",
-        "--input_shape gives a rank different from the model input's rank.",
-        "Give as many dimensions as the input has.",
-    ),
-    "E10009": ErrorInfo(
-        "Dynamic_Flags_Exclusive",
-        "More than one of --dynamic_batch_size, --dynamic_image_size, --dynamic_dims, --input_shape_range was given.",
-        "Keep one of them.",
-    ),
     "E10012": ErrorInfo(
         "Dynamic_Batch_Rank",
         "--dynamic_batch_size is given but a dynamic input in --input_shape has no dimensions.",
         "Give the input its dims with -1 as dim 0, e.g. x:-1,3,224,224.",
+    ),
+    "E10016": ErrorInfo(
+        "Unknown_Node_Name",
+        "A name given in a flag does not exist in the model.",
+        "Check the name against the model's inputs/outputs (openatc --mode=1 lists them).",
     ),
     "E10018": ErrorInfo(
         "Dynamic_Batch_Axis",
@@ -92,6 +82,11 @@ CATALOGUE: dict[str, ErrorInfo] = {
         "Invalid_Dynamic_Image_Size",
         "--dynamic_image_size is not a list of height,width pairs separated by ';'.",
         'Give "h1,w1;h2,w2", e.g. --dynamic_image_size="224,224;448,448"; each gear has exactly two numbers.',
+    ),
+    "E10022": ErrorInfo(
+        "Invalid_Output_Path",
+        "The output path has no file name.",
+        "Give a path with a file name, e.g. --output=out/model.",
     ),
     "E10031": ErrorInfo(
         "Dynamic_Batch_No_Minus_One",
@@ -143,15 +138,10 @@ CATALOGUE: dict[str, ErrorInfo] = {
         '--input_shape_range is not of the form "name1:[n1~n2,c,h,w];name2:[...]".',
         "Put each input's dims in [], ranges as low~high (high -1 = unbounded), inputs separated by ';'.",
     ),
-    "E10050": ErrorInfo(
-        "Gear_Shape_Inference_Failed",
-        "The model's shape inference fails at the dims of one gear (a node cannot take them).",
-        "Remove that gear, or check which sizes the node named in the message accepts.",
-    ),
-    "E10056": ErrorInfo(
-        "Conflicting_Arguments",
-        "Two flags give the same thing (e.g. one input in both --input_shape and --input_shape_range).",
-        "Give it in one of them.",
+    "E10049": ErrorInfo(
+        "Input_Shape_Rank_Mismatch",
+        "--input_shape gives a rank different from the model input's rank.",
+        "Give as many dimensions as the input has.",
     ),
     "E10034": ErrorInfo(
         "Aipp_Input_Fp16_Conflict",
@@ -173,6 +163,11 @@ CATALOGUE: dict[str, ErrorInfo] = {
         "Not_Supported_Yet",
         "The flag or mode is recognised but this version of openatc does not implement it.",
         "Remove the flag, or install a plugin or version that provides it.",
+    ),
+    "E10056": ErrorInfo(
+        "Conflicting_Arguments",
+        "Two flags give the same thing (e.g. one input in both --input_shape and --input_shape_range).",
+        "Give it in one of them.",
     ),
     "E10410": ErrorInfo(
         "File_Not_Found",
@@ -249,6 +244,11 @@ CATALOGUE: dict[str, ErrorInfo] = {
         "Optimization_Failed",
         "A graph optimization pass failed.",
         "Turn the pass off with --fusion_switch_file, and report the model.",
+    ),
+    "E30002": ErrorInfo(
+        "Gear_Shape_Inference_Failed",
+        "The model's shape inference fails at the dims of one gear (a node cannot take them).",
+        "Remove that gear, or check which sizes the node named in the message accepts.",
     ),
     "E40001": ErrorInfo(
         "Unknown_Soc_Version",

@@ -164,7 +164,7 @@ def _build_gear(
         error = shape_inference_error(model)
         if error is not None:
             raise OpenATCError(
-                "E10050",
+                "E30002",
                 f"shape inference fails at these shapes: {error}",
                 hint="Remove this gear, or check that the model supports these dimensions.",
             )

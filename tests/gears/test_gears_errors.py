@@ -75,7 +75,7 @@ def test_shape_inference_failing_at_one_gear_names_gear_and_node(
         run_cli, fixed_matmul_onnx, tmp_path, "--input_shape=x:1,-1", "--dynamic_dims=64;128", "--input_format=ND"
     )
     assert result.code == 1, result.output
-    assert "E10050:" in result.out
+    assert "E30002:" in result.out
     assert "gear1 (x:1,128)" in result.out
     assert "fixed_matmul" in result.out
     assert not (tmp_path / "m.om").exists()
