@@ -23,11 +23,14 @@ from openatc.errors import OpenATCError
 
 from ._proto import inference_layers
 
-__all__ = ["INPUT_TYPES", "SKIPPED_TYPES", "BlobSource", "Walk", "convert_net"]
+__all__ = ["BATCH", "INPUT_TYPES", "SKIPPED_TYPES", "BlobSource", "Walk", "convert_net"]
 
 logger = logging.getLogger(__name__)
 
 OPSET = 21
+#: Stand-in batch size while converting a net whose batch is dynamic (-1 in --input_shape): a prime
+#: no layer produces by itself, so every dim divisible by it carries the batch.
+BATCH = 7919
 #: Layer types that become graph inputs.
 INPUT_TYPES = frozenset({"Input", "Data", "MemoryData", "DummyData", "ImageData", "HDF5Data", "WindowData"})
 #: Training-only layers: dropped from an inference graph (they consume labels).
@@ -108,6 +111,7 @@ class Walk:
         self.last_writer: dict[str, int] = {}
         self.index = 0
         self.layer: Any = None
+        self.dynamic_batch = False
         self._names: Counter[str] = Counter()
 
     # -- names --------------------------------------------------------------------------------
@@ -257,6 +261,8 @@ def convert_net(
             f"the caffemodel does not match the prototxt '{path}': " + "; ".join(shown) + more,
             hint="Give the caffemodel trained with this prototxt (layers are matched by name).",
         )
+    if walk.dynamic_batch:
+        _generalize_batch(walk, path)
     input_names = {b.name for b in walk.inputs}
     outputs: list[Blob] = []
     for blob in walk.blobs.values():
@@ -265,9 +271,38 @@ def convert_net(
     graph = helper.make_graph(
         walk.nodes,
         net.name or "caffe",
-        [helper.make_tensor_value_info(b.name, onnx.TensorProto.FLOAT, list(b.shape)) for b in walk.inputs],
-        [helper.make_tensor_value_info(b.name, onnx.TensorProto.FLOAT, list(b.shape)) for b in outputs],
+        [helper.make_tensor_value_info(b.name, onnx.TensorProto.FLOAT, _dims(b.shape)) for b in walk.inputs],
+        [helper.make_tensor_value_info(b.name, onnx.TensorProto.FLOAT, _dims(b.shape)) for b in outputs],
         walk.initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="openatc-caffe")
     return model, walk
+
+
+def _dims(shape: tuple[int, ...]) -> list[int | str | None]:
+    """Declared dims: the stand-in batch becomes the symbolic ``batch``, its multiples unknown."""
+    return ["batch" if d == BATCH else (None if d % BATCH == 0 and d else d) for d in shape]
+
+
+def _generalize_batch(walk: Walk, path: str) -> None:
+    """Makes a net converted with the stand-in batch run at any batch.
+
+    Reshape targets get -1 where they carry the batch; any other constant that carries it means a
+    layer fixes the batch (E10055).
+    """
+    reshape_shapes = {n.input[1] for n in walk.nodes if n.op_type == "Reshape"}
+    for i, tensor in enumerate(walk.initializers):
+        if tensor.data_type != onnx.TensorProto.INT64:
+            continue
+        values = numpy_helper.to_array(tensor).copy()
+        carries = (values % BATCH == 0) & (values != 0)
+        if not carries.any():
+            continue
+        if tensor.name not in reshape_shapes or carries.sum() > 1 or (values == -1).any():
+            raise OpenATCError(
+                "E10055",
+                f"'{path}': a dynamic batch is not supported for this net: '{tensor.name}' depends on the batch size",
+                hint="Give a fixed batch in --input_shape.",
+            )
+        values[carries] = -1
+        walk.initializers[i] = numpy_helper.from_array(values, tensor.name)

@@ -7,7 +7,7 @@ from typing import Any
 
 from openatc.errors import OpenATCError
 
-from ._convert import Blob, Walk
+from ._convert import BATCH, Blob, Walk
 
 __all__ = ["declare_inputs"]
 
@@ -50,12 +50,15 @@ def declare_inputs(walk: Walk, source: Any, shapes: Mapping[str, tuple[int, ...]
 def _add_input(walk: Walk, name: str, dims: list[int] | None, shapes: Mapping[str, tuple[int, ...]], what: str) -> None:
     given = shapes.get(name)
     if given is not None and any(d < 0 for d in given):
-        raise OpenATCError(
-            "E10055",
-            f"--input_shape gives Caffe input '{name}' dynamic dims {list(given)}: the Caffe frontend converts "
-            "static shapes only (no gears or ranges yet)",
-            hint="Give fixed dims, or export the net to ONNX for dynamic shapes.",
-        )
+        if any(d < 0 for d in given[1:]) or any(d == 0 for d in given):
+            raise OpenATCError(
+                "E10055",
+                f"--input_shape gives Caffe input '{name}' dynamic dims {list(given)}: the Caffe frontend "
+                "converts a dynamic batch (dim 0) only",
+                hint="Give the other dims fixed values, or export the net to ONNX for other dynamic dims.",
+            )
+        given = (BATCH, *given[1:])  # converted with a stand-in batch; made symbolic in convert_net
+        walk.dynamic_batch = True
     if given is not None and (dims is None or len(given) == len(dims)):
         dims = list(given)
     if dims is None or any(d <= 0 for d in dims):

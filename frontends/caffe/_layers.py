@@ -457,7 +457,10 @@ def _interp(walk: Walk, layer: Any) -> None:
         if p.zoom_factor != 1:
             oh, ow = oh + (oh - 1) * (p.zoom_factor - 1), ow + (ow - 1) * (p.zoom_factor - 1)
     shape = (*x.shape[:2], oh, ow)
-    inputs = [x.name, "", "", walk.ints("sizes", shape)]
+    # sizes = (N, C) of the input, then the new H, W: the batch stays free for gears
+    n_c = walk.op("Shape", [x.name], start=0, end=2)[0]
+    sizes = walk.op("Concat", [n_c, walk.ints("hw", [oh, ow])], axis=0)[0]
+    inputs = [x.name, "", "", sizes]
     walk.final("Resize", inputs, [shape], mode="linear", coordinate_transformation_mode="align_corners")
 
 

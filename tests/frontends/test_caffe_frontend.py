@@ -183,3 +183,17 @@ def test_data_layer_needs_input_shape(small, tmp_path: Path) -> None:  # type: i
     om = build_caffe(path, caffemodel, tmp_path / "m", input_shape="data:4,3,8,8")
     with openatc.Session(om) as sess:
         assert [i.name for i in sess.inputs] == ["data"]
+
+
+def test_dynamic_dims_other_than_batch_are_refused(small, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    prototxt, caffemodel, _ = small
+    _fails(
+        "E10055",
+        "'data'",
+        "dynamic batch",
+        model=prototxt,
+        weight=caffemodel,
+        output=tmp_path / "m",
+        input_shape="data:1,3,-1,-1",
+        dynamic_image_size="8,8;16,16",
+    )

@@ -127,3 +127,25 @@ def test_detection_output_matches_caffe_order(tmp_path: Path) -> None:
     want = _caffe_detection_output(loc, conf, prior, classes=4, top_k=30, nms=0.45, threshold=0.3, keep_top_k=25)
     assert got.shape == want.shape == (1, 1, 25, 7)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_dynamic_batch_gears_match_opencv(tmp_path: Path) -> None:
+    """--input_shape with -1 as the batch and --dynamic_batch_size: every layer runs at each gear's batch."""
+    prototxt = DATA / "layers_opencv.prototxt"
+    caffemodel = tmp_path / "zoo.caffemodel"
+    write_caffemodel(prototxt, caffemodel, seed=1)
+    om = build_caffe(
+        prototxt,
+        caffemodel,
+        tmp_path / "zoo_gears",
+        out_nodes=";".join(ZOO_TOPS),
+        input_shape="data:-1,4,13,11",
+        dynamic_batch_size="1,3",
+    )
+    for batch in (1, 3):
+        x = _rand((batch, 4, 13, 11), seed=batch)
+        got = run_om(om, {"data": x})
+        want = run_opencv(prototxt, caffemodel, {"data": x}, ZOO_TOPS)
+        bad = {t: cosine(got[t], want[t]) for t in ZOO_TOPS if cosine(got[t], want[t]) < MIN_COSINE}
+        assert not bad, (batch, bad)
+        assert all(got[t].shape == want[t].shape for t in ZOO_TOPS)
