@@ -51,10 +51,15 @@ def _import_tf() -> tuple[Any, Any]:
 
 
 def load_tensorflow(model: Path, weight: Path | None, options: BuildOptions) -> ir.Model:
-    """The frozen graph (or SavedModel directory) ``model`` as an onnx_ir model; ``weight`` is unused."""
+    """The frozen graph ``model`` as an onnx_ir model; ``weight`` is unused.
+
+    ``model`` may also be a SavedModel's ``saved_model.pb`` (or its directory): its serving
+    signature is frozen on load.
+    """
     del weight  # the host already warned that --weight is ignored for TensorFlow
     tf, tf2onnx = _import_tf()
-    graph_def = _saved_model_graph(tf, model) if model.is_dir() else _read_graph_def(tf, model)
+    saved_model = model if model.is_dir() else _saved_model_dir(model)
+    graph_def = _saved_model_graph(tf, saved_model) if saved_model else _read_graph_def(tf, model)
     _check_frozen(model, graph_def)
     inputs = _apply_input_shapes(graph_def, options)
     outputs = _outputs(graph_def, options.out_nodes)
@@ -102,6 +107,13 @@ def _read_graph_def(tf: Any, path: Path) -> Any:
             hint="Give a frozen graph (.pb) written by TensorFlow, or the matching --framework for this file.",
         )
     return graph_def
+
+
+def _saved_model_dir(path: Path) -> Path | None:
+    """The SavedModel directory when ``path`` is its ``saved_model.pb`` (--model must name a file)."""
+    if path.name == "saved_model.pb" and (path.parent / "variables").is_dir():
+        return path.parent
+    return None
 
 
 def _plausible(graph_def: Any) -> bool:

@@ -131,3 +131,27 @@ def test_weight_is_ignored_with_a_warning(tmp_path: Path, caplog: pytest.LogCapt
         om = _build(pb, tmp_path / "w", weight=str(weight))
     assert om.is_file()
     assert any("--weight" in r.getMessage() and "ignored" in r.getMessage() for r in caplog.records)
+
+
+def test_saved_model(tmp_path: Path) -> None:
+    """A SavedModel, given by its saved_model.pb: the serving signature is frozen and converted."""
+    tf = pytest.importorskip("tensorflow")
+
+    class Affine(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = tf.Variable(np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec((2, 4), tf.float32, name="x")])
+        def __call__(self, x):  # type: ignore[no-untyped-def]
+            return {"y": tf.nn.sigmoid(tf.matmul(x, self.w))}
+
+    module = Affine()
+    folder = tmp_path / "saved"
+    tf.saved_model.save(module, str(folder), signatures=module.__call__)
+    om = _build(folder / "saved_model.pb", tmp_path / "sm")
+    x = np.random.default_rng(1).standard_normal((2, 4)).astype(np.float32)
+    with openatc.Session(om) as sess:
+        [name] = [i.name for i in sess.inputs]
+        [out] = sess.run({name: x}).values()
+    np.testing.assert_allclose(out, 1 / (1 + np.exp(-(x @ module.w.numpy()))), rtol=1e-5, atol=1e-6)
