@@ -2,7 +2,8 @@
 """Precision modes side by side: output cosine vs ONNX Runtime on the FP32 original, .om size, latency.
 
 Models: the example text encoder (``examples/make_text_encoder.py``, input_ids 1x64), a small conv
-net and the FP16-overflow model of ``tests/precision/_models.py``. For each model and each
+net and the FP16-overflow model of ``tests/precision/_models.py``, and the PP-OCR det/rec/cls models
+when ``bench_latency.py`` has cached them. For each model and each
 ``--precision_mode`` it builds the ``.om``, runs it on one random input next to ONNX Runtime on the
 original FP32 model, and times ``--runs`` calls of each (interleaved, same thread count).
 
@@ -30,7 +31,7 @@ import onnxruntime as ort
 import openatc
 
 ROOT = Path(__file__).resolve().parents[1]
-MODES = ("must_keep_origin_dtype", "force_fp32", "allow_fp32_to_fp16", "allow_mix_precision", "force_fp16")
+MODES = ("must_keep_origin_dtype", "allow_fp32_to_fp16", "allow_mix_precision", "force_fp16")
 
 
 def _module(path: Path, name: str) -> Any:
@@ -55,7 +56,25 @@ def _cases(work: Path) -> list[tuple[str, Path, dict[str, str], dict[str, np.nda
         ),
         ("conv_net", models.conv_net(work / "conv.onnx"), {}, {"x": rng.standard_normal((1, 3, 32, 32), np.float32)}),
         ("overflow", models.overflow_model(work / "ovf.onnx"), {}, {"x": rng.standard_normal((2, 8, 64), np.float32)}),
+        *_ppocr(rng),
     ]
+
+
+#: PP-OCR models as bench_latency.py caches them (run it once to download); skipped when absent.
+PPOCR = ROOT / "benchmarks" / ".cache" / "models" / "rapidocr-onnxruntime" / "rapidocr_onnxruntime" / "models"
+
+
+def _ppocr(rng: np.random.Generator) -> list[tuple[str, Path, dict[str, str], dict[str, np.ndarray]]]:
+    cases = []
+    for name, file, dims in (
+        ("ppocr_det", "ch_PP-OCRv4_det_infer.onnx", (1, 3, 736, 736)),
+        ("ppocr_rec", "ch_PP-OCRv4_rec_infer.onnx", (6, 3, 48, 320)),
+        ("ppocr_cls", "ch_ppocr_mobile_v2.0_cls_infer.onnx", (6, 3, 48, 192)),
+    ):
+        if (PPOCR / file).is_file():
+            shape = {"input_shape": "x:" + ",".join(map(str, dims))}
+            cases.append((name, PPOCR / file, shape, {"x": rng.uniform(-1, 1, dims).astype(np.float32)}))
+    return cases
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:

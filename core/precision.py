@@ -316,9 +316,9 @@ def _follow(node: ir.Node, half: set[ir.Value], *, vector_fp32: bool) -> str:
 def _sample_ranges(model: ir.Model, backend: Backend, ctx: PassContext) -> dict[ir.Value, float]:
     """Largest |value| of every float activation on generated inputs, run by the backend in FP32.
 
-    Inputs: floats ~ N(0, 1), integers in [0, 16), booleans at random (as ``openatc run``
-    generates them). Skipped (empty result) for models over 1 GiB of weights or when the backend
-    cannot run the probe.
+    Inputs: floats ~ N(0, 1), integers in [0, 16), booleans at random; symbolic dims take the
+    lower bound of their --input_shape range (else 1). Skipped (empty result) for models over
+    1 GiB of weights or when the backend cannot run the probe.
     """
     from openatc.types import CompileContext, LoadContext
 
@@ -343,10 +343,14 @@ def _sample_ranges(model: ir.Model, backend: Backend, ctx: PassContext) -> dict[
             probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     rng = np.random.default_rng(0)
     feeds = {}
+    lows = {s.name: [r[0] for r in s.ranges] for s in getattr(ctx.options, "input_shape", ()) if s.ranges}
     for value in model.graph.inputs:
         if value.const_value is not None or value.shape is None or value.dtype is None:
             continue
-        shape = [d if isinstance(d, int) else 1 for d in value.shape]
+        low = lows.get(value.name or "", [])  # a range compile: the smallest shape it accepts
+        shape = [
+            d if isinstance(d, int) else (max(low[i], 1) if i < len(low) else 1) for i, d in enumerate(value.shape)
+        ]
         dtype = np.dtype(value.dtype.numpy())
         if np.issubdtype(dtype, np.floating):
             feeds[value.name] = rng.standard_normal(shape).astype(dtype)

@@ -137,3 +137,17 @@ def test_gears_share_fp16_weights(text_encoder: Path, compile_om: Callable[..., 
             ids = np.random.default_rng(length).integers(0, 4096, (1, length)).astype(np.int64)
             out = next(iter(sess.run({"input_ids": ids}).values()))
             assert cosine(_reference(text_encoder, {"input_ids": ids}), out) >= MIN_COSINE["fp16"]
+
+
+def test_range_compile_samples_at_the_lower_bound(
+    overflow_model: Path, compile_om: Callable[..., Path], tmp_path: Path
+) -> None:
+    import onnx
+
+    proto = onnx.load(str(overflow_model))
+    for value in (proto.graph.input[0], proto.graph.output[0]):
+        value.type.tensor_type.shape.dim[1].dim_param = "S"
+    dynamic = tmp_path / "overflow_dyn.onnx"
+    onnx.save(proto, str(dynamic))
+    om = compile_om(dynamic, tmp_path / "r", input_shape="x:2,4~16,64", input_format="ND", precision_mode="force_fp16")
+    assert _manifest_precision(om)["overflow_on_samples"][0]["layer"] == "square"  # the probe ran at S=4
