@@ -30,7 +30,7 @@ from openatc.aipp.config import DEFAULT_RGB_MATRIX, DEFAULT_YUV_MATRIX, AippConf
 from openatc.errors import OpenATCError
 from openatc.types import AippFormat, TensorSpec
 
-__all__ = ["DYNAMIC_FORMATS", "PARAMS_FIXED", "AippParams", "aipp_feeds", "build_dynamic"]
+__all__ = ["DYNAMIC_FORMATS", "PARAMS_FIXED", "AippParams", "aipp_feeds", "build_dynamic", "params_from_bytes"]
 
 #: Runtime formats of dynamic AIPP and their aclAippInputFormat codes.
 DYNAMIC_FORMATS = {"YUV420SP_U8": 1, "XRGB8888_U8": 2, "RGB888_U8": 3, "YUV400_U8": 4}
@@ -72,6 +72,100 @@ class AippParams:
     min_chn: Sequence[Any] = (0.0, 0.0, 0.0, 0.0)
     var_reci_chn: Sequence[Any] = (1.0, 1.0, 1.0, 1.0)
     resize: bool = False
+
+
+_HEADER = np.dtype(
+    [
+        ("input_format", "u1"),
+        ("csc_switch", "i1"),
+        ("rbuv_swap_switch", "i1"),
+        ("ax_swap_switch", "i1"),
+        ("batch_num", "i1"),
+        ("reserve1", "i1", 3),
+        ("src_w", "<i4"),
+        ("src_h", "<i4"),
+        ("matrix", "<i2", 9),
+        ("reserve2", "<i2", 3),
+        ("output_bias", "u1", 3),
+        ("input_bias", "u1", 3),
+        ("reserve3", "u1", 2),
+        ("reserve4", "i1", 16),
+    ]
+)
+_BATCH = np.dtype(
+    [
+        ("crop_switch", "i1"),
+        ("scf_switch", "i1"),
+        ("padding_switch", "i1"),
+        ("rotate_switch", "i1"),
+        ("reserve", "i1", 4),
+        ("crop", "<i4", 4),  # start w, start h, size w, size h
+        ("scf", "<i4", 4),
+        ("padding", "<i4", 4),  # top, bottom, left, right
+        ("mean", "<i2", 4),
+        ("min", "<f2", 4),
+        ("var_reci", "<f2", 4),
+        ("reserve1", "i1", 16),
+    ]
+)
+_ACL_FORMATS = {code: name for name, code in DYNAMIC_FORMATS.items()}
+
+
+def params_from_bytes(data: bytes | np.ndarray, name: str = "input") -> AippParams:
+    """Reads ATC's packed dynamic-AIPP buffer (``ascend_dynamic_aipp_data``, spec 2.11: a 64-byte
+    header, then 96 bytes per batch image) into an :class:`AippParams`.
+
+    Crop, resize and padding must be the same for every batch image (openatc applies one crop and
+    padding to the whole batch); normalization values may differ per image.
+    """
+    buffer = np.frombuffer(bytes(data), dtype=np.uint8)
+    if buffer.size < _HEADER.itemsize + _BATCH.itemsize:
+        raise _bad(
+            name, f"the AIPP buffer has {buffer.size} bytes, at least {_HEADER.itemsize + _BATCH.itemsize} needed"
+        )
+    head = buffer[: _HEADER.itemsize].view(_HEADER)[0]
+    count = max(int(head["batch_num"]), 1)
+    size = _HEADER.itemsize + count * _BATCH.itemsize
+    if buffer.size < size:
+        raise _bad(name, f"the AIPP buffer has {buffer.size} bytes; batchNum={count} needs {size}")
+    batches = buffer[_HEADER.itemsize : size].view(_BATCH)
+    first = batches[0]
+    for key in ("crop_switch", "scf_switch", "padding_switch", "crop", "scf", "padding"):
+        if any(not np.array_equal(b[key], first[key]) for b in batches[1:]):
+            raise _bad(name, f"{key} differs between batch images; openatc applies one crop/padding to the batch")
+    if int(first["padding_switch"]) not in (0, 1):
+        raise _bad(name, f"paddingSwitch={int(first['padding_switch'])}: only 0 (off) and 1 (constant) are supported")
+    fmt = _ACL_FORMATS.get(int(head["input_format"]))
+    if fmt is None:
+        raise _bad(
+            name, f"inputFormat={int(head['input_format'])} is not supported yet (1..4: {', '.join(DYNAMIC_FORMATS)})"
+        )
+    crop, pad = [int(v) for v in first["crop"]], [int(v) for v in first["padding"]]
+    return AippParams(
+        fmt,
+        int(head["src_w"]),
+        int(head["src_h"]),
+        csc_switch=bool(head["csc_switch"]),
+        matrix=tuple(tuple(int(v) for v in head["matrix"][r * 3 : r * 3 + 3]) for r in range(3)),
+        input_bias=tuple(int(v) for v in head["input_bias"]),  # type: ignore[arg-type]
+        output_bias=tuple(int(v) for v in head["output_bias"]),  # type: ignore[arg-type]
+        rbuv_swap_switch=bool(head["rbuv_swap_switch"]),
+        ax_swap_switch=bool(head["ax_swap_switch"]),
+        crop=bool(first["crop_switch"]),
+        load_start_pos_w=crop[0],
+        load_start_pos_h=crop[1],
+        crop_size_w=crop[2],
+        crop_size_h=crop[3],
+        padding=bool(first["padding_switch"]),
+        top_padding_size=pad[0],
+        bottom_padding_size=pad[1],
+        left_padding_size=pad[2],
+        right_padding_size=pad[3],
+        mean_chn=[tuple(int(v) for v in b["mean"]) for b in batches],
+        min_chn=[tuple(float(v) for v in b["min"]) for b in batches],
+        var_reci_chn=[tuple(float(v) for v in b["var_reci"]) for b in batches],
+        resize=bool(first["scf_switch"]),
+    )
 
 
 def _bad(name: str, reason: str) -> OpenATCError:
@@ -200,7 +294,10 @@ def aipp_feeds(
         image = feeds.get(name)
         if not isinstance(image, np.ndarray):
             continue  # the Session reports the missing image
-        result[params_name] = pack_params(name, aipp[name], info, image.shape)
+        params = aipp[name]
+        if isinstance(params, (bytes, bytearray, memoryview, np.ndarray)):  # ATC's packed buffer
+            params = params_from_bytes(params, name)
+        result[params_name] = pack_params(name, params, info, image.shape)
     return result
 
 

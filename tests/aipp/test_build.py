@@ -204,3 +204,24 @@ def test_precision_modes_keep_the_pixels(tmp_path: Path, mode: str) -> None:
         layout="NCHW",
     )
     np.testing.assert_array_equal(got, want)
+
+
+def test_static_aipp_with_image_size_gears(tmp_path: Path) -> None:
+    model = _model(tmp_path / "m.onnx", {"x": [1, 3, "H", "W"]})
+    gears = {"input_shape": "x:1,3,-1,-1", "dynamic_image_size": "8,8;16,12"}
+    om = _build(tmp_path, model, "aipp_op { aipp_mode: static input_format: YUV420SP_U8 csc_switch: true }", **gears)
+    with openatc.Session(om) as sess:
+        assert [g["x"] for g in sess.gears] == [(1, 12, 8, 1), (1, 24, 12, 1)]
+        for h, w in ((8, 8), (16, 12)):
+            raw = np.random.default_rng(h).integers(0, 256, (1, h * 3 // 2, w, 1), np.uint8)
+            want = reference(
+                Aipp("YUV420SP_U8", w, h, matrix=[[298, 516, 0], [298, -100, -208], [298, 0, 409]]),
+                raw,
+                channels=3,
+                dtype="float32",
+                layout="NCHW",
+            )
+            np.testing.assert_array_equal(sess.run({"x": raw})["x_out"], want)
+    with pytest.raises(OpenATCError) as info:
+        _build(tmp_path, model, "aipp_op { aipp_mode: static input_format: RGB888_U8 src_image_size_w: 8 }", **gears)
+    assert info.value.code == "E10052" and "--dynamic_image_size" in info.value.message

@@ -217,3 +217,57 @@ def test_openatc_run_takes_aipp_parameters(dynamic_om: Path, tmp_path: Path, run
     params.write_text('{"input_format": "RGB888_U8", "src_image_size_w": 12, "colour": 1}')
     result = run_cli("run", dynamic_om, "--aipp", f"x:{params}")
     assert result.code != 0 and "E10001" in result.output and "colour" in result.output
+
+
+def _atc_buffer(batch_means: list[tuple[int, int, int, int]]) -> bytes:
+    """ATC's packed parameters (spec 2.11), written field by field with struct."""
+    import struct
+
+    matrix = (256, 0, 359, 256, -88, -183, 256, 454, 0)
+    head = struct.pack("<Bbbbb3x", 1, 1, 0, 0, len(batch_means))  # YUV420SP_U8, csc on
+    head += struct.pack("<ii", 12, 10) + struct.pack("<9h", *matrix) + b"\0" * 6
+    head += bytes((16, 128, 128)) + bytes((0, 128, 128)) + b"\0" * 2 + b"\0" * 16
+    assert len(head) == 64
+    body = b""
+    for mean in batch_means:
+        batch = struct.pack("<bbbb4x", 1, 0, 1, 0)  # crop on, no resize, constant padding
+        batch += struct.pack("<4i", 2, 2, 8, 6) + struct.pack("<4i", 0, 0, 0, 0) + struct.pack("<4i", 1, 1, 1, 1)
+        batch += struct.pack("<4h", *mean)
+        batch += np.array([0.5, 0.25, 0, 0], "<f2").tobytes() + np.array([1, 2, 0.5, 1], "<f2").tobytes()
+        batch += b"\0" * 16
+        assert len(batch) == 96
+        body += batch
+    return head + body
+
+
+def test_atc_packed_buffer_equals_aipp_params(dynamic_om: Path) -> None:
+    means = [(10, 20, 30, 0), (1, 2, 3, 0)]
+    params = AippParams(
+        "YUV420SP_U8",
+        12,
+        10,
+        csc_switch=True,
+        matrix=((256, 0, 359), (256, -88, -183), (256, 454, 0)),
+        input_bias=(0, 128, 128),
+        crop=True,
+        load_start_pos_w=2,
+        load_start_pos_h=2,
+        crop_size_w=8,
+        crop_size_h=6,
+        padding=True,
+        top_padding_size=1,
+        bottom_padding_size=1,
+        left_padding_size=1,
+        right_padding_size=1,
+        mean_chn=means,
+        min_chn=(0.5, 0.25, 0, 0),
+        var_reci_chn=(1, 2, 0.5, 1),
+    )
+    raw = _image("YUV420SP_U8", 10, 12)
+    with openatc.Session(dynamic_om) as sess:
+        from_bytes = sess.run({"x": raw}, aipp={"x": _atc_buffer(means)})["y"]
+        typed = sess.run({"x": raw}, aipp={"x": params})["y"]
+        np.testing.assert_array_equal(from_bytes, typed)
+        with pytest.raises(OpenATCError) as info:
+            sess.run({"x": raw}, aipp={"x": _atc_buffer(means)[:100]})
+        assert info.value.code == "E40012" and "100 bytes" in info.value.message
