@@ -155,6 +155,29 @@ def _place(order: list[Tensor]) -> tuple[int, dict[str, int]]:
     return arena, offsets
 
 
+def _live_per_step(tensors: list[Tensor]) -> list[int]:
+    steps = max(t.last for t in tensors) + 2
+    delta = [0] * steps
+    for t in tensors:
+        delta[t.first] += t.size
+        delta[t.last + 1] -= t.size
+    live, total = [], 0
+    for d in delta:
+        total += d
+        live.append(total)
+    return live
+
+
+def _peak_first(tensors: list[Tensor]) -> list[Tensor]:
+    """Tensors of the busiest steps first (the largest live total over the tensor's lifetime), long
+    lifetimes before short ones there, then by size: the tensors that must fit exactly at a peak are
+    placed before the ones around it fragment the space (it closes the gap greedy-by-size leaves on
+    PP-OCR's detector)."""
+    live = _live_per_step(tensors)
+    peak = {t.name: max(live[t.first : t.last + 1]) for t in tensors}
+    return sorted(tensors, key=lambda t: (-peak[t.name], -(t.last - t.first), -t.size, t.name))
+
+
 _ORDERS = {
     "greedy_by_size": lambda t: (-t.size, t.first, t.name),
     "greedy_by_lifetime": lambda t: (-(t.last - t.first), -t.size, t.name),
@@ -175,8 +198,10 @@ def plan_memory(graph: ir.Graph) -> MemoryPlan:
         plan.strategy = "none"
         return plan
     best: tuple[int, dict[str, int], str] | None = None
-    for name, key in _ORDERS.items():
-        arena, offsets = _place(sorted(tensors, key=key))
+    orders = {name: (lambda key=key: sorted(tensors, key=key)) for name, key in _ORDERS.items()}
+    orders["greedy_by_peak_then_lifetime"] = lambda: _peak_first(tensors)
+    for name, order in orders.items():
+        arena, offsets = _place(order())
         if best is None or arena < best[0]:
             best = (arena, offsets, name)
         if arena == plan.lower_bound_bytes:

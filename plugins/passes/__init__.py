@@ -49,6 +49,12 @@ def _rule_pass(module: str, cls: str):
     return factory
 
 
+def _skip_layer_norm(ctx: PassContext) -> ir.passes.PassBase:
+    from .fuse_skip_layer_norm import FuseSkipLayerNormPass
+
+    return FuseSkipLayerNormPass(offered(ctx))
+
+
 @hookimpl
 def openatc_passes() -> Iterator[PassSpec]:
     yield from _canonicalize()
@@ -125,14 +131,7 @@ def _fold() -> Iterator[PassSpec]:
         "fold",
         lambda ctx: common.LiftConstantsToInitializersPass(lift_all_constants=True),
         order=40,
-        description="Constant nodes become initializers (weights).",
-    )
-    yield PassSpec(
-        "deduplicate_initializers",
-        "fold",
-        lambda ctx: common.DeduplicateHashedInitializersPass(),
-        order=50,
-        description="Identical initializers are stored once.",
+        description="Constant nodes become initializers (weights; the fusions of BatchNormalization need them).",
     )
 
 
@@ -189,7 +188,7 @@ def _fuse() -> Iterator[PassSpec]:
     yield PassSpec(
         "skip_layer_norm_fusion",
         "fuse",
-        _rule_pass("fuse_skip_layer_norm", "FuseSkipLayerNormPass"),
+        _skip_layer_norm,
         default_on=False,
         order=80,
         description="Add + LayerNormalization becomes SkipLayerNormalization (backend-offered; off: measured slower).",
@@ -205,6 +204,15 @@ def _fuse() -> Iterator[PassSpec]:
 
 
 def _memory() -> Iterator[PassSpec]:
+    # Once, after the repeated canonicalize/fold/fuse rounds: hashing every weight per round would
+    # cost more than the rounds themselves.
+    yield PassSpec(
+        "deduplicate_initializers",
+        "memory",
+        lambda ctx: common.DeduplicateHashedInitializersPass(),
+        order=50,
+        description="Identical initializers are stored once.",
+    )
     yield PassSpec(
         "remove_unused_opsets",
         "memory",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import onnx_ir as ir
 
@@ -22,6 +23,10 @@ class RuleSetPass(ir.passes.InPlacePass):
         super().__init__()
         self.hits: dict[str, int] = {}
 
+    #: Op types a rule needs in the graph to fire, by rule name (a rule whose op types are all
+    #: missing is skipped: matching every node against it costs more than the whole pass otherwise).
+    needs: ClassVar[dict[str, tuple[str, ...]]] = {}
+
     def rules(self, model: ir.Model) -> Sequence[tuple[str, object]]:
         raise NotImplementedError
 
@@ -34,7 +39,10 @@ class RuleSetPass(ir.passes.InPlacePass):
         total = 0
         for _ in range(MAX_SWEEPS):
             fired = 0
+            present = {node.op_type for node in ir.traversal.RecursiveGraphIterator(model.graph)}
             for name, rule_set in sets:
+                if name in self.needs and not present.issuperset(self.needs[name]):
+                    continue
                 count = rule_set.apply_to_model(model)
                 self.hits[name] += count
                 fired += count

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import onnx_ir as ir
 
@@ -12,6 +13,15 @@ from ._rules import RuleSetPass
 class FuseActivationPass(RuleSetPass):
     """``x * HardSigmoid(x)`` (and its Relu6 form) becomes ``HardSwish``; consecutive Relu/Clip merge
     into one; constant Min/Max pairs become ``Clip`` (onnxscript's rules)."""
+
+    needs: ClassVar[dict[str, tuple[str, ...]]] = {
+        "Relu+Relu": ("Relu",),
+        "Relu+Clip": ("Relu", "Clip"),
+        "Clip+Relu": ("Relu", "Clip"),
+        "Clip+Clip": ("Clip",),
+        "Min+Max->Clip": ("Min", "Max"),
+        "Max+Min->Clip": ("Min", "Max"),
+    }
 
     def rules(self, model: ir.Model) -> Sequence[tuple[str, object]]:
         from onnxscript.rewriter.rules import common

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import onnx_ir as ir
 
@@ -12,6 +13,13 @@ from ._rules import RuleSetPass
 class FuseMatMulAddPass(RuleSetPass):
     """``Add(MatMul(a, b), c)`` on 2-D operands becomes ``Gemm(a, b, c)``; a Transpose of ``a`` or
     ``b`` folds into ``transA``/``transB`` (onnxscript's rules)."""
+
+    needs: ClassVar[dict[str, tuple[str, ...]]] = {
+        "MatMul+Add": ("MatMul", "Add"),
+        "Transpose+MatMul+Add": ("MatMul", "Add"),
+        "MatMul(Transpose)+Add": ("MatMul", "Add"),
+        "Transpose+MatMul(Transpose)+Add": ("MatMul", "Add"),
+    }
 
     def rules(self, model: ir.Model) -> Sequence[tuple[str, object]]:
         from onnxscript.rewriter.rules import common
