@@ -15,7 +15,7 @@ import numpy as np
 from openatc.errors import OpenATCError
 from openatc.types import TensorSpec
 
-__all__ = ["RunSummary", "generate_input", "load_inputs", "run_shapes", "time_runs"]
+__all__ = ["RunSummary", "generate_input", "load_inputs", "parse_pad_values", "run_shapes", "time_runs"]
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +130,23 @@ def run_shapes(
         return out
     named = _parse_named_shapes(flag, dym_dims or dym_shape or "", session.inputs)
     return {**{n: s for n, s in base.items() if all(isinstance(d, int) for d in s)}, **named}
+
+
+def parse_pad_values(text: str) -> dict[str, float]:
+    """``openatc run --pad_value "input_ids:0;mask:0"``: the padding value of each named input."""
+    values: dict[str, float] = {}
+    for item in (p.strip() for p in text.split(";") if p.strip()):
+        name, sep, value = item.rpartition(":")
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        if not sep or not name or number is None:
+            raise OpenATCError(
+                "E10001", f"--pad_value entry '{item}' is not input_name:number", hint='e.g. "input_ids:0"'
+            )
+        values[name] = int(number) if number.is_integer() else number
+    return values
 
 
 def _ints(shape: Sequence[Any]) -> list[int]:

@@ -165,6 +165,12 @@ def run_command(
     pad: Annotated[
         bool, typer.Option("--pad", help="Pad inputs that match no gear to the smallest fitting gear; trim outputs.")
     ] = False,
+    pad_value: Annotated[
+        str | None,
+        typer.Option(
+            "--pad_value", "--pad-value", help='Padding value per input for --pad, "name:0;name2:1" (default 0).'
+        ),
+    ] = None,
     all_gears: Annotated[
         bool, typer.Option("--all-gears", "--all_gears", help="Benchmark every gear with generated inputs.")
     ] = False,
@@ -176,7 +182,7 @@ def run_command(
 ) -> None:
     """Run an .om with given or generated inputs; print outputs' shapes and latency."""
     from openatc.aipp.dynamic import aipp_feeds, image_shapes, load_aipp_params
-    from openatc.bench import generate_input, load_inputs, run_shapes, time_runs
+    from openatc.bench import generate_input, load_inputs, parse_pad_values, run_shapes, time_runs
     from openatc.runtime import Session
 
     _configure_logging(log)
@@ -186,7 +192,7 @@ def run_command(
     if all_gears and (input or any(v is not None for v in dym.values())):
         raise OpenATCError("E10001", "--all-gears generates inputs for every gear; it takes no --input or --dym* flag")
     rng = np.random.default_rng(seed)
-    with Session(model, pad_to_gear=pad) as session:
+    with Session(model, pad_to_gear=pad, pad_values=parse_pad_values(pad_value or "")) as session:
         if all_gears:
             _run_all_gears(session, loop, warmup_count, pure_data_type, rng)
             return

@@ -124,3 +124,35 @@ def test_range_model_with_dym_shape(run_cli: Cli, conv_onnx: Path, compile_om: C
     result = run_cli("run", om, "--dymShape", "x:2,3,20,24")
     assert result.code == 0, result.output
     assert _shapes(result.out)["features"] == "float32[2, 16, 10, 12]"
+
+
+def test_pad_value(run_cli: Cli, encoder_onnx: Path, tmp_path: Path) -> None:
+    import openatc
+
+    om = openatc.build(
+        model=encoder_onnx,
+        framework=5,
+        output=tmp_path / "enc",
+        soc_version="cpu",
+        input_format="ND",
+        input_shape="input_ids:1,-1",
+        dynamic_dims="64;128",
+    )
+    ids = np.random.default_rng(0).integers(1, 4096, (1, 50), dtype=np.int64)
+    np.save(tmp_path / "ids.npy", ids)
+    outputs = {}
+    for value in ("0", "7"):
+        out = tmp_path / f"o{value}"
+        result = run_cli(
+            "run", om, "--input", tmp_path / "ids.npy", "--pad", "--pad_value", f"input_ids:{value}", "-o", out
+        )
+        assert result.code == 0, result.output
+        outputs[value] = np.load(out / "last_hidden_state.npy")
+    padded = np.full((1, 64), 7, np.int64)
+    padded[:, :50] = ids
+    with openatc.Session(om) as session:
+        want = session.run({"input_ids": padded})["last_hidden_state"][:, :50]
+    np.testing.assert_array_equal(outputs["7"], want)
+    assert outputs["0"].shape == (1, 50, 512) and not np.array_equal(outputs["0"], outputs["7"])
+    result = run_cli("run", om, "--pad", "--pad_value", "input_ids=7")
+    assert result.code == 1 and "E10001" in result.out and "--pad_value" in result.out
