@@ -126,3 +126,25 @@ def test_values_read_by_subgraphs_stay_fp32(compile_om: Callable[..., Path], tmp
     ref = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
     assert np.allclose(out, ref, atol=1e-5)  # the MatMul feeding the branches is kept FP32
     assert "mm" in _precision(om)["fp32_layers"]
+
+
+def test_backend_without_fp16_refuses_fp16_modes(conv_model: Path, tmp_path: Path) -> None:
+    import dataclasses
+
+    from openatc.plugins.backends import cpu
+
+    class Fp32Only:
+        @openatc.hookimpl
+        def openatc_backends(self):  # type: ignore[no-untyped-def]
+            base = next(iter(cpu.openatc_backends()))
+            caps = dataclasses.replace(base.capabilities, dtypes=frozenset({"float32", "int64"}))
+            yield dataclasses.replace(base, name="fp32only", soc_versions=("Fp32Chip",), capabilities=caps)
+
+    pm = openatc.get_plugin_manager(load_entrypoints=False)
+    pm.register(Fp32Only(), "fp32only_vendor")
+    flags = {"model": str(conv_model), "framework": 5, "output": str(tmp_path / "o"), "soc_version": "Fp32Chip"}
+    with pytest.raises(OpenATCError) as info:
+        openatc.build(plugin_manager=pm, precision_mode="allow_mix_precision", **flags)
+    assert info.value.code == "E10001" and "float16" in info.value.message and "Fp32Chip" in info.value.message
+    assert not (tmp_path / "o.om").exists()
+    assert openatc.build(plugin_manager=pm, **flags).is_file()  # its default (origin) builds

@@ -13,16 +13,17 @@ Two steps, both on the optimized ``onnx_ir`` graph of one gear (see docs/precisi
    FP32 between a Cast up and a Cast down: the numbers are those of FP16 storage with FP32
    accumulation, which is what FP16 hardware (Ascend's cube units included) computes.
 
-The conversion is written here on ``onnx_ir`` rather than by calling ONNX Runtime's
-``onnxruntime.transformers.float16``: the host may not import a backend library, and the emulated
-layers (FP16 storage, FP32 compute) have no equivalent there. Its op block list is reused as data.
+The conversion (:mod:`openatc.precision._convert`) is written on ``onnx_ir`` rather than by
+calling ONNX Runtime's ``onnxruntime.transformers.float16``: the host may not import a backend
+library, and the emulated layers (FP16 storage, FP32 compute) have no equivalent there. Its op
+block list is reused as data.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,14 @@ import numpy as np
 import onnx_ir as ir
 
 from openatc.errors import OpenATCError
+from openatc.precision._convert import (
+    _ANY_INPUT_OPS,
+    _FLOAT,
+    FP16_MAX,
+    Converter,
+    _float_inputs,
+    _is_const,
+)
 
 if TYPE_CHECKING:
     from openatc.types import Backend, PassContext
@@ -60,7 +69,6 @@ MODES_V2 = {
 _UNSUPPORTED = ("allow_mix_precision_bf16", "allow_fp32_to_bf16", "mixed_bfloat16", "mixed_hif8", "cube_hif8")
 _MIXED = ("allow_mix_precision",)
 
-FP16_MAX = 65504.0
 #: Under allow_mix_precision, activations whose sample maximum exceeds this stay FP32 (a margin
 #: below FP16_MAX: sample inputs rarely show the largest values a model will see).
 FP16_SAFE = FP16_MAX / 4
@@ -91,8 +99,6 @@ BLOCKED_OPS = frozenset(
         "Bernoulli", "EyeLike", "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear",
     }
 )  # fmt: skip
-#: Ops whose inputs may be of any type: they never need a Cast.
-_ANY_INPUT_OPS = frozenset({"Cast", "Shape", "Size", "CastLike"})
 #: Ascend IR op type names (as in ATC's keep_dtype files and mixlists) -> ONNX op types.
 ASCEND_ALIASES = {
     "Conv2D": "Conv", "Conv3D": "Conv", "Conv2DTranspose": "ConvTranspose", "MatMulV2": "MatMul",
@@ -100,9 +106,6 @@ ASCEND_ALIASES = {
     "SoftmaxV2": "Softmax", "RealDiv": "Div", "LayerNorm": "LayerNormalization", "Square": "Pow",
     "FullyConnection": "Gemm", "Relu6": "Clip", "Exp": "Exp", "Rsqrt": "Sqrt",
 }  # fmt: skip
-
-_FLOAT = ir.DataType.FLOAT
-_HALF = ir.DataType.FLOAT16
 
 
 @dataclass(frozen=True)
@@ -223,14 +226,6 @@ def _mixlist(value: str, mode: str | None) -> tuple[frozenset[str], ...]:
 
 
 # -- deciding ----------------------------------------------------------------------------------------
-def _float_inputs(node: ir.Node) -> list[tuple[int, ir.Value]]:
-    return [(i, v) for i, v in enumerate(node.inputs) if v is not None and v.dtype in (_FLOAT, _HALF)]
-
-
-def _is_const(value: ir.Value) -> bool:
-    return value.const_value is not None and value.is_initializer() and not value.is_graph_input()
-
-
 def _computes_float(node: ir.Node) -> bool:
     if node.op_type in _ANY_INPUT_OPS or node.op_type in BLOCKED_OPS:
         return False
@@ -375,121 +370,6 @@ def _sample_ranges(model: ir.Model, backend: Backend, ctx: PassContext) -> dict[
     return ranges
 
 
-# -- converting --------------------------------------------------------------------------------------
-class _Converter:
-    """Rewrites the graph so that FP16 layers read and write FP16 (see the module docstring)."""
-
-    def __init__(self, graph: ir.Graph, fp16_ops: frozenset[tuple[str, str]] | None) -> None:
-        self.graph = graph
-        self.fp16_ops = fp16_ops
-        self.casts: dict[tuple[ir.Value, ir.DataType], ir.Value] = {}
-        self.half_consts: dict[ir.Value, ir.Value] = {}
-        self.made_half: set[ir.Value] = set()  # values this conversion turned into FP16
-        self.clipped: list[str] = []
-        self.emulated = 0
-
-    def cast(self, value: ir.Value, to: ir.DataType, before: ir.Node) -> ir.Value:
-        """``value`` as ``to``: one Cast per value and type, placed right after its producer."""
-        key = (value, to)
-        if key not in self.casts:
-            suffix = "fp16" if to == _HALF else "fp32"
-            base = value.name or f"value{len(self.casts)}"
-            node = ir.node("Cast", [value], attributes={"to": to}, name=f"{base}_to_{suffix}")
-            out = node.outputs[0]
-            out.name, out.dtype, out.shape = f"{base}_{suffix}", to, value.shape
-            producer = value.producer()
-            if producer is not None and producer.graph is self.graph:
-                self.graph.insert_after(producer, node)
-            else:
-                self.graph.insert_before(before, node)
-            self.casts[key] = out
-        return self.casts[key]
-
-    def half_const(self, value: ir.Value) -> ir.Value:
-        """The FP16 copy of a float initializer, clipped to the FP16 range (ATC's is_weight_clip)."""
-        if value not in self.half_consts:
-            array = value.const_value.numpy()
-            if array.size and float(np.abs(array).max()) > FP16_MAX:
-                self.clipped.append(value.name or "?")
-            half = np.clip(array, -FP16_MAX, FP16_MAX).astype(np.float16)
-            name = f"{value.name}_fp16"
-            copy = ir.Value(
-                name=name, type=ir.TensorType(_HALF), shape=value.shape, const_value=ir.tensor(half, name=name)
-            )
-            self.graph.register_initializer(copy)
-            self.half_consts[value] = copy
-        return self.half_consts[value]
-
-    def convert(self, decided: Mapping[ir.Node, str], half_inputs: Iterable[ir.Value], keep_half_outputs: bool) -> None:
-        for value in half_inputs:
-            value.dtype = _HALF
-            self.made_half.add(value)
-        for node in list(self.graph):
-            if decided.get(node) == "fp16":
-                self._to_half(node)
-            elif node.op_type not in _ANY_INPUT_OPS:
-                for i, value in enumerate(node.inputs):
-                    if value is not None and value in self.made_half:
-                        node.replace_input_with(i, self.cast(value, _FLOAT, node))
-        if not keep_half_outputs:
-            self._restore_outputs()
-        for name, value in list(self.graph.initializers.items()):
-            if not any(True for _ in value.uses()) and not value.is_graph_output() and not value.is_graph_input():
-                self.graph.initializers.pop(name)  # FP32 originals replaced by their FP16 copies
-
-    def _restore_outputs(self) -> None:
-        """Graph outputs keep their original dtype and name (--output_type casts them afterwards)."""
-        outputs = self.graph.outputs
-        for i, value in enumerate(list(outputs)):
-            if value not in self.made_half or value.is_graph_input():
-                continue
-            name = value.name
-            cast = ir.node("Cast", [value], attributes={"to": _FLOAT}, name=f"{name}_output_fp32")
-            value.name = f"{name}__fp16"
-            out = cast.outputs[0]
-            out.name, out.dtype, out.shape = name, _FLOAT, value.shape
-            self.graph.append(cast)
-            outputs[i] = out
-
-    def _to_half(self, node: ir.Node) -> None:
-        for i, value in _float_inputs(node):
-            if value.dtype == _HALF:
-                continue
-            new = self.half_const(value) if _is_const(value) else self.cast(value, _HALF, node)
-            node.replace_input_with(i, new)
-        for out in node.outputs:
-            if out.dtype == _FLOAT:
-                out.dtype = _HALF
-                self.made_half.add(out)
-        domain = "" if node.domain in ("", "ai.onnx") else node.domain
-        if self.fp16_ops is not None and (domain, node.op_type) not in self.fp16_ops:
-            self._emulate(node)
-
-    def _emulate(self, node: ir.Node) -> None:
-        """FP16 in and out, FP32 inside: Cast up the inputs, Cast down the outputs."""
-        self.emulated += 1
-        for i, value in enumerate(node.inputs):
-            if value is not None and value.dtype == _HALF:
-                node.replace_input_with(i, self.cast(value, _FLOAT, node))
-        for out in node.outputs:
-            if out.dtype != _HALF:
-                continue
-            uses = list(out.uses())
-            positions = [i for i, v in enumerate(self.graph.outputs) if v is out]
-            name = out.name
-            cast = ir.node("Cast", [out], attributes={"to": _HALF}, name=f"{name}_to_fp16")
-            half = cast.outputs[0]
-            half.name, half.dtype, half.shape = name, _HALF, out.shape
-            out.name, out.dtype = f"{name}__fp32", _FLOAT
-            self.graph.insert_after(node, cast)
-            for use in uses:
-                use.node.replace_input_with(use.idx, half)
-            for i in positions:
-                self.graph.outputs[i] = half
-            self.made_half.discard(out)
-            self.made_half.add(half)
-
-
 # -- the build step ----------------------------------------------------------------------------------
 _REPORT_KEY = "openatc.precision"
 
@@ -518,8 +398,9 @@ def apply_precision(model: ir.Model, ctx: PassContext) -> None:
             f"inputs: {', '.join(v.name or '?' for v in graph.inputs)}",
         )
     half_inputs = [v for v in graph.inputs if v.name in opts.input_fp16_nodes and v.dtype == _FLOAT]
-    ranges: dict[ir.Value, float] = {}
     fp16_mode = mode not in ("must_keep_origin_dtype", "force_fp32")
+    _check_backend_runs_fp16(ctx, mode if fp16_mode else "", opts, bool(half_inputs))
+    ranges: dict[ir.Value, float] = {}
     if fp16_mode:
         backend = _backend(ctx)
         ranges = _sample_ranges(model, backend, ctx) if backend is not None else {}
@@ -535,9 +416,10 @@ def apply_precision(model: ir.Model, ctx: PassContext) -> None:
             len(overflow),
             ", ".join(f"{n} ({t}, max {m:.3g})" for n, t, m in overflow[:10]),
         )
-    converter = _Converter(graph, ctx.capabilities.fp16_ops)
+    converter = Converter(graph, ctx.capabilities.fp16_ops)
     keep_half = getattr(ctx.options, "output_type", None) == "float16"
-    converter.convert(decided, half_inputs, keep_half)
+    if half_inputs or "fp16" in decided.values():  # FP32 modes leave the graph untouched
+        converter.convert(decided, half_inputs, keep_half)
     if converter.clipped:
         logger.warning(
             "precision: weights beyond the FP16 range clipped to +-%g: %s", FP16_MAX, ", ".join(converter.clipped[:10])
@@ -563,6 +445,20 @@ def precision_report(model: ir.Model) -> dict[str, Any]:
     """The report :func:`apply_precision` recorded on ``model`` (empty when it did not run)."""
     text = model.metadata_props.get(_REPORT_KEY)
     return json.loads(text) if text else {}
+
+
+def _check_backend_runs_fp16(ctx: PassContext, mode: str, opts: PrecisionOptions, half_inputs: bool) -> None:
+    """E10001 when FP16 is asked of a backend whose capabilities do not list float16."""
+    dtypes = ctx.capabilities.dtypes
+    if not dtypes or "float16" in dtypes or not (mode or half_inputs):
+        return
+    asked = (opts.flag or f"--precision_mode={mode}") if mode else "--input_fp16_nodes"
+    raise OpenATCError(
+        "E10001",
+        f"{asked} needs float16 tensors, which the backend for --soc_version={ctx.options.soc_version} "
+        f"does not run (it runs {', '.join(sorted(dtypes))})",
+        hint="Use --precision_mode=must_keep_origin_dtype (or force_fp32) for this target.",
+    )
 
 
 def _backend(ctx: PassContext) -> Backend | None:
