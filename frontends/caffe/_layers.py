@@ -215,6 +215,40 @@ def _log(walk: Walk, layer: Any) -> None:
     walk.final("Mul", [y, walk.const("base", np.array(factor, np.float32))], [x.shape])
 
 
+def _clip(walk: Walk, layer: Any, low: float | None = None, high: float | None = None) -> None:
+    x = walk.bottom()
+    if low is None:
+        low, high = layer.clip_param.min, layer.clip_param.max
+    bounds = [walk.const("min", np.array(low, np.float32)), walk.const("max", np.array(high, np.float32))]
+    walk.final("Clip", [x.name, *bounds], [x.shape])
+
+
+def _swish(walk: Walk, layer: Any) -> None:
+    x = walk.bottom()
+    beta = layer.swish_param.beta
+    scaled = x.name if beta == 1 else walk.op("Mul", [x.name, walk.const("beta", np.array(beta, np.float32))])[0]
+    walk.final("Mul", [x.name, walk.op("Sigmoid", [scaled])[0]], [x.shape])
+
+
+def _upsample(walk: Walk, layer: Any) -> None:
+    if len(layer.bottom) > 1:
+        raise OpenATCError(
+            "E20003",
+            f"layer '{layer.name}' (Upsample) unpools with a mask (SegNet); only nearest upsampling is supported",
+        )
+    x, scale = walk.bottom(), layer.upsample_param.scale
+    scales = walk.const("scales", np.array([1, 1, scale, scale], np.float32))
+    shape = (*x.shape[:2], x.shape[2] * scale, x.shape[3] * scale)
+    walk.final(
+        "Resize",
+        [x.name, "", scales],
+        [shape],
+        mode="nearest",
+        nearest_mode="floor",
+        coordinate_transformation_mode="asymmetric",
+    )
+
+
 def _threshold(walk: Walk, layer: Any) -> None:
     x = walk.bottom()
     gt = walk.op("Greater", [x.name, walk.const("threshold", np.array(layer.threshold_param.threshold, np.float32))])
@@ -527,6 +561,10 @@ HANDLERS: dict[str, Handler] = {
     "Exp": _exp,
     "Log": _log,
     "Threshold": _threshold,
+    "Clip": _clip,
+    "ReLU6": lambda walk, layer: _clip(walk, layer, 0.0, 6.0),
+    "Swish": _swish,
+    "Upsample": _upsample,
     "BatchNorm": _batch_norm,
     "Scale": _scale_or_bias,
     "Bias": _scale_or_bias,

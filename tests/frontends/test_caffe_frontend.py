@@ -197,3 +197,21 @@ def test_dynamic_dims_other_than_batch_are_refused(small, tmp_path: Path) -> Non
         input_shape="data:1,3,-1,-1",
         dynamic_image_size="8,8;16,16",
     )
+
+
+def test_cli_builds_a_caffe_net(small, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    from openatc.cli import SUCCESS
+
+    prototxt, caffemodel, _ = small
+    result = run_cli(
+        f"--model={prototxt}",
+        f"--weight={caffemodel}",
+        "--framework=0",
+        f"--output={tmp_path / 'net'}",
+        "--soc_version=cpu",
+        "--out_nodes=prob",
+    )
+    assert result.code == 0, result.output
+    assert SUCCESS in result.out
+    with openatc.Session(tmp_path / "net.om") as sess:
+        assert [i.format for i in sess.inputs] == ["NCHW"]  # ATC's default --input_format for Caffe

@@ -1,8 +1,8 @@
 """Every supported Caffe layer type, converted and compared with a reference.
 
 Layers OpenCV's DNN implements are checked against it (one net holding them all); the rest
-(Bias, ArgMax, Reduction, Threshold, Tile) and the parameters OpenCV ignores (LRN's ``k``, Log's
-base/scale/shift) against numpy written from Caffe's layer definitions.
+(Bias, ArgMax, Reduction, Threshold, Tile, Clip, ReLU6, Swish, Upsample) and the parameters OpenCV
+ignores (LRN's ``k``, Log's base/scale/shift) against numpy written from Caffe's layer definitions.
 """
 
 from __future__ import annotations
@@ -71,6 +71,10 @@ def test_layers_without_opencv_match_numpy(tmp_path: Path) -> None:
         "tile": np.tile(x, (1, 1, 2, 1)),
         "log": np.log10(1 + 2 * np.abs(x)),
         "lrn": _lrn_across(x, 3, 0.5, 0.75, 2.0),
+        "clip": np.clip(x, -0.5, 0.7),
+        "relu6": np.clip(x, 0, 6),
+        "swish": x / (1 + np.exp(-1.5 * x)),
+        "upsample": x.repeat(2, axis=2).repeat(2, axis=3),
     }
     assert set(want) <= set(got)
     for name, value in want.items():

@@ -155,3 +155,16 @@ def test_saved_model(tmp_path: Path) -> None:
         [name] = [i.name for i in sess.inputs]
         [out] = sess.run({name: x}).values()
     np.testing.assert_allclose(out, 1 / (1 + np.exp(-(x @ module.w.numpy()))), rtol=1e-5, atol=1e-6)
+
+
+def test_cli_builds_a_frozen_graph(tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    from openatc.cli import SUCCESS
+
+    tf = pytest.importorskip("tensorflow")
+    pb = _frozen(tmp_path, lambda x: tf.nn.relu(x) * 2.0, tf.TensorSpec((1, 8, 8, 3), tf.float32, name="image"))
+    out = tmp_path / "net"
+    result = run_cli(f"--model={pb}", "--framework=3", f"--output={out}", "--soc_version=cpu")
+    assert result.code == 0, result.output
+    assert SUCCESS in result.out
+    with openatc.Session(tmp_path / "net.om") as sess:
+        assert [(i.name, i.format) for i in sess.inputs] == [("image:0", "NHWC")]
