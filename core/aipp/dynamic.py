@@ -11,7 +11,7 @@ matrix x 256, zero biases, full-image crop, zero padding).
 
 Parameter vector layout: ``[0]`` format code, ``[1:3]`` src w, h, ``[3:7]`` channel permutation,
 ``[7:9]`` crop start h, w, ``[9:11]`` crop end h, w, ``[11:13]`` padding top, left, ``[13:15]``
-padding bottom, right, ``[15]`` padding value, ``[16:25]`` CSC matrix transposed (row-major),
+padding bottom, right, ``[15]`` padding value, ``[16:25]`` CSC matrix (row-major),
 ``[25:28]`` bias subtracted before the matrix, ``[28:31]`` bias added after it, then per batch
 image 4 values subtracted (mean + min) and 4 multipliers (var_reci).
 """
@@ -261,7 +261,7 @@ def pack_params(name: str, params: AippParams, info: Mapping[str, Any], image_sh
     limit = (0, 255) if model["dtype"] == "uint8" else (-65504, 65504)
     _check_range(name, "padding_value", params.padding_value, *limit)
     head = [DYNAMIC_FORMATS[fmt], sw, sh, *perm, start_h, start_w, start_h + size_h, start_w + size_w]
-    head += [pads[0], pads[1], pads[2], pads[3], params.padding_value, *matrix.T.ravel(), *pre, *post]
+    head += [pads[0], pads[1], pads[2], pads[3], params.padding_value, *matrix.ravel(), *pre, *post]
     batch = np.concatenate([mean + low, var], axis=1).ravel()
     return np.concatenate([np.array(head, np.float64), batch]).astype(np.float32)
 
@@ -324,35 +324,37 @@ def build_dynamic(
     fmt = take(0, 1, ir.DataType.INT64)
     w, h = take(1, 2, ir.DataType.INT64), take(2, 3, ir.DataType.INT64)
     x = _decode_chain(b, raw, fmt, (h, w), formats, list(DYNAMIC_FORMATS.items()))
-    x = b.op("Gather", x, take(3, 7, ir.DataType.INT64), axis=3)
-    x = b.op("Slice", x, take(7, 9, ir.DataType.INT64), take(9, 11, ir.DataType.INT64), b.dims(1, 2))
-    colours = b.op("Slice", x, b.dims(0), b.dims(3), b.dims(3))
-    colours = b.op("Sub", colours, take(25, 28, ir.DataType.INT32))
+    x = b.op("Transpose", x, perm=[0, 3, 1, 2])  # channel-first: per-channel ops broadcast over planes
+    x = b.op("Gather", x, take(3, 7, ir.DataType.INT64), axis=1)
+    x = b.op("Slice", x, take(7, 9, ir.DataType.INT64), take(9, 11, ir.DataType.INT64), b.dims(2, 3))
+    colours = b.op("Slice", x, b.dims(0), b.dims(3), b.dims(1))
+    colours = b.op("Sub", colours, b.op("Reshape", take(25, 28, ir.DataType.INT32), b.dims(1, 3, 1, 1)))
+    flat = b.op("Reshape", colours, b.dims(b.batch, 3, -1))
     matrix = b.op("Reshape", take(16, 25, ir.DataType.INT32), b.dims(3, 3))
-    y = b.op("Div", b.op("Add", b.op("MatMul", colours, matrix), b.const(np.int32(_OFFSET))), b.const(np.int32(256)))
-    y = b.op("Add", b.op("Sub", y, b.const(np.int32(_OFFSET // 256))), take(28, 31, ir.DataType.INT32))
+    y = b.op("Div", b.op("Add", b.op("MatMul", matrix, flat), b.const(np.int32(_OFFSET))), b.const(np.int32(256)))
+    post = b.op("Reshape", take(28, 31, ir.DataType.INT32), b.dims(1, 3, 1))
+    y = b.op("Add", b.op("Sub", y, b.const(np.int32(_OFFSET // 256))), post)
     y = b.op("Clip", y, b.const(np.int32(0)), b.const(np.int32(255)))
-    x = b.op("Concat", y, b.op("Slice", x, b.dims(3), b.dims(4), b.dims(3)), axis=3)
-    x = b.op("Slice", x, b.dims(0), b.dims(image.c), b.dims(3))
+    y = b.op("Reshape", y, b.op("Shape", colours))
+    x = b.op("Concat", y, b.op("Slice", x, b.dims(3), b.dims(4), b.dims(1)), axis=1)
+    x = b.op("Slice", x, b.dims(0), b.dims(image.c), b.dims(1))
     pad_value = b.op("Reshape", take(15, 16), b.dims())
     if image.dtype == "uint8":
         x = b.op("Cast", x, to=ir.DataType.UINT8)
         pad_value = b.op("Cast", pad_value, to=ir.DataType.UINT8)
     else:
         x = b.op("Cast", x, to=ir.DataType.FLOAT)
-        norm = b.op("Reshape", take(PARAMS_FIXED, PARAMS_FIXED + _PER_BATCH * image.n), b.dims(image.n, 2, 1, 1, 4))
-        sub = b.op("Slice", norm, b.dims(0, 0), b.dims(1, image.c), b.dims(1, 4))
-        mul = b.op("Slice", norm, b.dims(1, 0), b.dims(2, image.c), b.dims(1, 4))
-        x = b.op("Sub", x, b.op("Reshape", sub, b.dims(image.n, 1, 1, image.c)))
-        x = b.op("Mul", x, b.op("Reshape", mul, b.dims(image.n, 1, 1, image.c)))
-    zero = b.const(np.zeros(1, np.int64))
-    pads = b.op(
-        "Concat", zero, take(11, 13, ir.DataType.INT64), zero, zero, take(13, 15, ir.DataType.INT64), zero, axis=0
-    )
+        norm = b.op("Reshape", take(PARAMS_FIXED, PARAMS_FIXED + _PER_BATCH * image.n), b.dims(image.n, 2, 4, 1, 1))
+        sub = b.op("Slice", norm, b.dims(0, 0), b.dims(1, image.c), b.dims(1, 2))
+        mul = b.op("Slice", norm, b.dims(1, 0), b.dims(2, image.c), b.dims(1, 2))
+        x = b.op("Sub", x, b.op("Reshape", sub, b.dims(image.n, image.c, 1, 1)))
+        x = b.op("Mul", x, b.op("Reshape", mul, b.dims(image.n, image.c, 1, 1)))
+    zero = b.const(np.zeros(2, np.int64))
+    pads = b.op("Concat", zero, take(11, 13, ir.DataType.INT64), zero, take(13, 15, ir.DataType.INT64), axis=0)
     x = b.op("Pad", x, pads, pad_value)
-    x = b.op("Reshape", x, b.dims(image.n, image.h, image.w, image.c))
-    if image.layout == "NCHW":
-        x = b.op("Transpose", x, perm=[0, 3, 1, 2])
+    x = b.op("Reshape", x, b.dims(image.n, image.c, image.h, image.w))
+    if image.layout == "NHWC":
+        x = b.op("Transpose", x, perm=[0, 2, 3, 1])
     if image.dtype in ("float16", "float64"):
         x = b.op("Cast", x, to=ir.DataType.from_numpy(np.dtype(image.dtype)))
     return raw, x, b.nodes, [params]
