@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from openatc.aipp._builder import AippBuilder
 from openatc.aipp.config import AippConfig, parse_aipp_config, parse_aipp_text
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
     from openatc.types import PassContext
 
-__all__ = ["AippConfig", "apply_aipp", "parse_aipp_config", "parse_aipp_text"]
+__all__ = ["AippBuilder", "AippConfig", "apply_aipp", "parse_aipp_config", "parse_aipp_text"]
 
 
 def apply_aipp(model: ir.Model, ctx: PassContext) -> None:
