@@ -166,9 +166,11 @@ def _run_one(model: ir.Model, spec: PassSpec, ctx: PassContext, done: list[str])
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         logger.debug("passes that ran before '%s': %s", spec.name, ", ".join(done) or "none")
+        node = _failing_node(exc)
+        at = f" at node '{node.name}' ({node.op_type})" if node is not None else ""
         raise OpenATCError(
             "E30001",
-            f"pass '{spec.name}' ({spec.stage}) failed: {first}",
+            f"pass '{spec.name}' ({spec.stage}) failed{at}: {first}",
             hint="Run with --log=debug for the traceback; turn the pass off with --fusion_switch_file "
             f"('{spec.name}:off') and report the model.",
         ) from exc
@@ -178,6 +180,20 @@ def _run_one(model: ir.Model, spec: PassSpec, ctx: PassContext, done: list[str])
     done.append(spec.name)
     hits = {k: int(v) for k, v in (getattr(pass_, "hits", None) or {}).items()}
     return PassRecord(spec.name, spec.stage, before, count_nodes(model.graph), bool(result.modified), seconds, hits)
+
+
+def _failing_node(exc: BaseException) -> ir.Node | None:
+    """The node a pass was working on when it raised: the innermost frame holding an ``ir.Node``
+    in a local variable (passes iterate nodes; this names the culprit without their help)."""
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        for value in tb.tb_frame.f_locals.values():
+            if isinstance(value, ir.Node):
+                found = value
+                break
+        tb = tb.tb_next
+    return found
 
 
 def _merge(old: PassRecord, new: PassRecord) -> PassRecord:

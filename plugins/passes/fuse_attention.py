@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -243,8 +242,3 @@ def _initializer(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
     value.shape, value.dtype = ir.Shape(array.shape), ir.DataType.from_numpy(array.dtype)
     graph.register_initializer(value)
     return value
-
-
-def scale_default(head_size: int) -> float:
-    """The scale ONNX Runtime uses when none is given: 1/sqrt(head size)."""
-    return 1.0 / math.sqrt(head_size)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ._graph import bypass, const_array, is_op, static_shape
+from ._graph import bypass, const_array, is_op, remove_if_unused, static_shape
 
 _RESHAPING = ("Reshape", "Squeeze", "Unsqueeze", "Flatten")
 
@@ -51,7 +51,7 @@ class MergeShapeOpsPass(ir.passes.InPlacePass):
         else:
             node.replace_input_with(0, source)
             node.attributes["perm"] = ir.AttrInt64s("perm", merged)
-        _drop_if_dead(inner)
+        remove_if_unused(inner)
         return True
 
     @staticmethod
@@ -81,7 +81,7 @@ class MergeShapeOpsPass(ir.passes.InPlacePass):
             if shape is None or (0 in shape.tolist() and not (allowzero and allowzero.as_int())):
                 return False
             node.replace_input_with(0, source)
-            _drop_if_dead(inner)
+            remove_if_unused(inner)
             return True
         else:
             return False
@@ -99,10 +99,5 @@ class MergeShapeOpsPass(ir.passes.InPlacePass):
             new.name = out.name
             out.name = None
         node.graph.remove(node, safe=True)
-        _drop_if_dead(inner)
+        remove_if_unused(inner)
         return True
-
-
-def _drop_if_dead(node: ir.Node) -> None:
-    if node.graph is not None and not any(o.uses() or o.is_graph_output() for o in node.outputs):
-        node.graph.remove(node, safe=True)

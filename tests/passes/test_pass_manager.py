@@ -128,3 +128,25 @@ def test_memory_plan_in_manifest_and_reference_run_stays_within_it(tmp_path: Pat
         executor = session._executors[0]
     np.testing.assert_allclose(got, ort_run(proto, feeds)[0], rtol=1e-4, atol=1e-4)
     assert executor.stepwise and 0 < executor.peak_bytes <= memory["lower_bound_bytes"]
+
+
+def test_failing_pass_names_itself_and_the_node() -> None:
+    import onnx_ir as ir
+
+    from openatc.passmanager import run_passes
+    from openatc.types import BackendCapabilities, PassContext
+
+    class Broken(ir.passes.InPlacePass):
+        def call(self, model: ir.Model) -> ir.passes.PassResult:
+            for node in model.graph:
+                if node.op_type == "Sigmoid":
+                    raise ValueError("cannot handle this")
+            return ir.passes.PassResult(model, modified=False)
+
+    proto = model([helper.make_node("Sigmoid", ["x"], ["y"], name="sig0")], [("x", [2])], [("y", [2])])
+    spec = PassSpec("broken_fusion", "fuse", lambda ctx: Broken())
+    ctx = PassContext(options=None, capabilities=BackendCapabilities())  # type: ignore[arg-type]
+    with pytest.raises(OpenATCError) as err:
+        run_passes(ir.serde.deserialize_model(proto), [spec], ctx)
+    assert err.value.code == "E30001"
+    assert "broken_fusion" in err.value.message and "'sig0' (Sigmoid)" in err.value.message

@@ -1,0 +1,73 @@
+"""The passes openatc contributes from onnx_ir/onnxscript or wrote earlier (identity elimination,
+constant folding with its size limit, CSE, dead code, constant lifting, initializer dedup): op
+types after, exact numeric equality, valid serialization, idempotence."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir.passes.common as common
+from onnx import TensorProto, helper
+
+from openatc.plugins.passes.fold_constants import FoldConstantsPass
+from openatc.plugins.passes.remove_identity import RemoveIdentityPass
+
+from ._helpers import check_pass, model, rand
+
+
+def test_identity_elimination() -> None:
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"]),
+        helper.make_node("Identity", ["a"], ["b"]),
+        helper.make_node("Sigmoid", ["b"], ["c"]),
+        helper.make_node("Identity", ["c"], ["y"]),
+    ]
+    proto = model(nodes, [("x", [2, 3])], [("y", [2, 3])])
+    m, pass_ = check_pass(proto, RemoveIdentityPass, {"x": rand(2, 3)}, absent=("Identity",), atol=0)
+    assert pass_.hits == {"Identity": 2} and m.graph.outputs[0].name == "y"
+
+
+def test_constant_folding_respects_the_size_limit() -> None:
+    nodes = [
+        helper.make_node("Add", ["c1", "c2"], ["c"]),
+        helper.make_node("Add", ["x", "c"], ["a"]),
+        helper.make_node(
+            "ConstantOfShape", ["big_shape"], ["big"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0])
+        ),
+        helper.make_node("ReduceSum", ["big"], ["s"], keepdims=0),
+        helper.make_node("Add", ["a", "s"], ["y"]),
+    ]
+    init = {"c1": rand(3), "c2": rand(3, seed=1), "big_shape": np.array([600, 600], np.int64)}
+    proto = model(nodes, [("x", [2, 3])], [("y", [2, 3])], init)
+    check_pass(
+        proto, FoldConstantsPass, {"x": rand(2, 3)}, ops_after={"Add": 2, "ConstantOfShape": 1}, rtol=1e-6, atol=1e-4
+    )
+
+
+def test_cse_dce_lift_and_dedup() -> None:
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"]),
+        helper.make_node("Relu", ["x"], ["b"]),
+        helper.make_node("Add", ["a", "b"], ["c"]),
+        helper.make_node("Sigmoid", ["x"], ["unused"]),
+        helper.make_node("Mul", ["c", "w1"], ["d"]),
+        helper.make_node(
+            "Constant", [], ["k"], value=helper.make_tensor("k", TensorProto.FLOAT, [16], list(range(16)))
+        ),
+        helper.make_node("Mul", ["d", "w2"], ["e"]),
+        helper.make_node("Add", ["e", "k"], ["y"]),
+    ]
+    w = rand(16)  # constants under 16 elements stay Constant nodes (onnx_ir's size limit)
+    proto = model(nodes, [("x", [2, 16])], [("y", [2, 16])], {"w1": w, "w2": w.copy()})
+    feeds = {"x": rand(2, 16, seed=3)}
+    check_pass(proto, common.CommonSubexpressionEliminationPass, feeds, ops_after={"Relu": 1}, atol=0)
+    check_pass(proto, common.RemoveUnusedNodesPass, feeds, absent=("Sigmoid",), atol=0)
+    m, _ = check_pass(
+        proto,
+        lambda: common.LiftConstantsToInitializersPass(lift_all_constants=True),
+        feeds,
+        absent=("Constant",),
+        atol=0,
+    )
+    assert "k" in m.graph.initializers
+    m, _ = check_pass(proto, common.DeduplicateHashedInitializersPass, feeds, atol=0)
+    assert len(m.graph.initializers) == 1
