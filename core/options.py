@@ -101,7 +101,7 @@ class BuildOptions:
         if log not in LOG_LEVELS:
             raise OpenATCError("E10010", f"--log={given['log']} is not a log level", hint=_one_of(LOG_LEVELS))
         mode = _parse_mode(given.get("mode", "0"))
-        warnings = _check_statuses(given)
+        warnings = _check_statuses(given) + _weight_warnings(given)
         common = {"mode": mode, "log": log, "flags": tuple(sorted(given.items())), "warnings": warnings}
         if mode == 1:
             return cls(**common, **_mode1(given))
@@ -246,8 +246,6 @@ def _mode0(given: Mapping[str, str]) -> dict[str, object]:
     weight = None
     if framework == 0:
         weight = _existing_file("weight", given.get("weight") or _missing_weight())
-    elif given.get("weight"):
-        logger.warning("--weight is only used with --framework=0 (Caffe); ignored")
     fmt = fmt or DEFAULT_INPUT_FORMAT.get(framework, "ND")
     allowed = INPUT_FORMATS.get(framework, ("NCHW", "ND"))
     if fmt not in allowed:
@@ -283,6 +281,13 @@ def _fusion_switches(given: Mapping[str, str]) -> tuple[tuple[str, bool], ...]:
     from openatc.passmanager import parse_fusion_switch_file
 
     return parse_fusion_switch_file(_existing_file("fusion_switch_file", given["fusion_switch_file"]))
+
+
+def _weight_warnings(given: Mapping[str, str]) -> tuple[str, ...]:
+    """ATC ignores --weight for frameworks other than Caffe, with a warning (printed by the build)."""
+    if given.get("weight") and given.get("framework", "").strip() not in ("", "0"):
+        return ("--weight is only used with --framework=0 (Caffe); ignored",)
+    return ()
 
 
 def _missing_weight() -> str:

@@ -215,3 +215,17 @@ def test_cli_builds_a_caffe_net(small, tmp_path: Path, run_cli) -> None:  # type
     assert SUCCESS in result.out
     with openatc.Session(tmp_path / "net.om") as sess:
         assert [i.format for i in sess.inputs] == ["NCHW"]  # ATC's default --input_format for Caffe
+
+
+def test_weight_with_another_framework_warns(small, tiny_static_model: Path, tmp_path: Path, run_cli) -> None:  # type: ignore[no-untyped-def]
+    _, caffemodel, _ = small
+    result = run_cli(
+        f"--model={tiny_static_model}",
+        f"--weight={caffemodel}",
+        "--framework=5",
+        f"--output={tmp_path / 'onnx'}",
+        "--soc_version=cpu",
+        "--log=warning",
+    )
+    assert result.code == 0, result.output
+    assert any(line.startswith("[WARNING]") and "--weight" in line for line in result.err.splitlines()), result.err
