@@ -25,5 +25,5 @@ def openatc_frontends() -> Iterator[Frontend]:
         framework_ids=(3,),
         suffixes=(".pb", ".pbtxt"),
         load=load_tensorflow,
-        description="TensorFlow frozen graphs (.pb) and SavedModel directories, converted with tf2onnx",
+        description="TensorFlow frozen graphs (.pb) and SavedModels (saved_model.pb), converted with tf2onnx",
     )

@@ -168,3 +168,16 @@ def test_cli_builds_a_frozen_graph(tmp_path: Path, run_cli) -> None:  # type: ig
     assert SUCCESS in result.out
     with openatc.Session(tmp_path / "net.om") as sess:
         assert [(i.name, i.format) for i in sess.inputs] == [("image:0", "NHWC")]
+
+
+def test_dynamic_batch_gears(tmp_path: Path) -> None:
+    """A Placeholder with a free batch: --input_shape="x:0:-1,4" with --dynamic_batch_size builds one gear per batch."""
+    tf = pytest.importorskip("tensorflow")
+    w = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    pb = _frozen(tmp_path, lambda x: tf.nn.relu(tf.matmul(x, w)), tf.TensorSpec((None, 4), tf.float32, name="x"))
+    om = _build(pb, tmp_path / "gears", input_shape="x:0:-1,4", dynamic_batch_size="1,2,8", input_format="ND")
+    with openatc.Session(om) as sess:
+        for batch in (1, 2, 8):
+            x = np.random.default_rng(batch).standard_normal((batch, 4)).astype(np.float32)
+            [out] = sess.run({"x:0": x}).values()
+            np.testing.assert_allclose(out, np.maximum(x @ w, 0), rtol=1e-5, atol=1e-5)
