@@ -33,6 +33,16 @@ def _activation_params(node: ir.Node) -> list[float] | None:
     return []
 
 
+def _float_matmuls_only(model: ir.Model) -> bool:
+    """FusedMatMul takes floats only, and onnxscript's rules do not check: skip graphs with integer MatMuls."""
+    floats = {ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.DOUBLE}
+    return all(
+        all(v is None or v.dtype is None or v.dtype in floats for v in node.inputs)
+        for node in ir.traversal.RecursiveGraphIterator(model.graph)
+        if node.op_type == "MatMul" and node.domain in ("", "ai.onnx")
+    )
+
+
 class LowerFusedOpsPass(ir.passes.InPlacePass):
     """Rewrites into the fused ops the backend offers (``offered``: com.microsoft op types):
 
@@ -66,7 +76,7 @@ class LowerFusedOpsPass(ir.passes.InPlacePass):
                 self._fuse(producer, node, targets[producer.op_type], params)
                 key = f"{producer.op_type}+{node.op_type}"
                 self.hits[key] = self.hits.get(key, 0) + 1
-        if "FusedMatMul" in self.offered:
+        if "FusedMatMul" in self.offered and _float_matmuls_only(model):
             from onnxscript.rewriter.ort_fusions import fused_matmul_rule_sets
 
             count = fused_matmul_rule_sets.fused_matmul_rule_sets().apply_to_model(model)
@@ -84,7 +94,9 @@ class LowerFusedOpsPass(ir.passes.InPlacePass):
             attrs.append(ir.AttrFloat32s("activation_params", params))
         elif params:  # FusedGemm names its parameters
             attrs += [ir.AttrFloat32(f"activation_{k}", v) for k, v in zip(("alpha", "beta"), params, strict=False)]
-        fused = ir.Node(MS, fused_type, list(op.inputs), attributes=attrs, name=f"{op.name or fused_type}_fused")
+        # node names must stay unique: unnamed ops take the (unique) name of the value they produce
+        base = op.name or activation.name or activation.outputs[0].name or fused_type
+        fused = ir.Node(MS, fused_type, list(op.inputs), attributes=attrs, name=f"{base}_fused")
         graph = activation.graph
         assert graph is not None
         graph.insert_before(activation, fused)
