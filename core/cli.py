@@ -52,8 +52,9 @@ def _help_width() -> None:
 
 app = typer.Typer(
     name="openatc",
-    help="openatc: compile ONNX (and, with plugins, Caffe/TensorFlow) models into an optimized offline "
-    "model (.om) for a target chosen with --soc_version, with ATC's command line. Tools: run, plugins.",
+    help="openatc: compile ONNX, Caffe (prototxt + caffemodel) and TensorFlow (frozen .pb) models into an "
+    "optimized offline model (.om) for a target chosen with --soc_version, with ATC's command line. "
+    "Tools: run, compare, inspect, plugins.",
     context_settings={"help_option_names": ["-h", "--help", "--h"]},
     no_args_is_help=True,
     add_completion=False,
