@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,17 @@ import numpy as np
 from openatc.errors import OpenATCError
 from openatc.types import TensorSpec
 
-__all__ = ["RunSummary", "generate_input", "load_inputs", "parse_pad_values", "run_shapes", "time_runs"]
+__all__ = [
+    "OUTPUT_FORMATS",
+    "RunSummary",
+    "generate_input",
+    "load_inputs",
+    "parse_pad_values",
+    "run_shapes",
+    "summary_json",
+    "time_runs",
+    "write_outputs",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -205,8 +217,20 @@ def load_inputs(
     return feeds
 
 
-def time_runs(session: Any, feeds: dict[str, np.ndarray], loop: int, warmup: int) -> tuple[dict, RunSummary]:
-    """Runs ``warmup`` untimed and ``loop`` timed iterations; returns the last outputs and timings."""
+def time_runs(
+    session: Any,
+    feeds: dict[str, np.ndarray],
+    loop: int,
+    warmup: int,
+    *,
+    batch_size: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[dict, RunSummary]:
+    """Runs ``warmup`` untimed and ``loop`` timed iterations; returns the last outputs and timings.
+
+    ``batch_size`` (for the throughput) defaults to dim 0 of the first input; ``progress`` is called
+    with 1 after every timed run (a progress bar on a terminal).
+    """
     outputs: dict[str, np.ndarray] = {}
     for _ in range(max(warmup, 0)):
         outputs = session.run(feeds)
@@ -215,8 +239,57 @@ def time_runs(session: Any, feeds: dict[str, np.ndarray], loop: int, warmup: int
         start = time.perf_counter()
         outputs = session.run(feeds)
         times.append((time.perf_counter() - start) * 1e3)
+        if progress is not None:
+            progress(1)
     batch = 1
     first = next(iter(feeds.values()), None)
     if first is not None and first.ndim > 0:
         batch = int(first.shape[0])
-    return outputs, RunSummary(tuple(times), batch)
+    return outputs, RunSummary(tuple(times), batch_size or batch)
+
+
+#: File formats of ``openatc run --outfmt``.
+OUTPUT_FORMATS = ("NPY", "BIN", "TXT")
+
+
+def write_outputs(outputs: Mapping[str, np.ndarray], directory: Path, fmt: str) -> list[Path]:
+    """Writes each output as ``<name>.npy``, raw ``<name>.bin`` or ``<name>.txt`` (E13002 if unwritable)."""
+    fmt = fmt.upper()
+    if fmt not in OUTPUT_FORMATS:
+        raise OpenATCError("E10001", f"--outfmt={fmt} is not one of {', '.join(OUTPUT_FORMATS)}")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for i, (name, array) in enumerate(outputs.items()):
+            base = directory / (re.sub(r"[^A-Za-z0-9_.-]", "_", name) or f"output_{i}")
+            if fmt == "NPY":
+                path = base.with_name(base.name + ".npy")
+                np.save(path, array)
+            elif fmt == "BIN":
+                path = base.with_name(base.name + ".bin")
+                np.ascontiguousarray(array).tofile(path)
+            else:
+                path = base.with_name(base.name + ".txt")
+                np.savetxt(path, np.asarray(array, dtype=np.float64).reshape(-1, array.shape[-1] if array.ndim else 1))
+            paths.append(path)
+    except OSError as exc:
+        raise OpenATCError(
+            "E13002",
+            f"cannot write outputs into '{directory}': {exc.strerror or exc}",
+            hint="Choose a writable --output.",
+        ) from None
+    return paths
+
+
+def summary_json(summary: RunSummary, **extra: Any) -> dict[str, Any]:
+    """The run summary document (keys documented in docs/tools.md)."""
+    stats = summary.stats()
+    timing = {k: stats[k] for k in ("min", "max", "mean", "median", "percentile(99%)", "count")}
+    return {
+        "compute_time": timing,
+        "throughput": stats["throughput"],
+        "batchsize": summary.batch_size,
+        "compute_time_list": list(summary.times_ms),
+        "pid": os.getpid(),
+        **extra,
+    }

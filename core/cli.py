@@ -6,11 +6,13 @@ commands only build BuildOptions and call the pipeline or the tools.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
 import re
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -81,7 +83,7 @@ def _atc(ctx: typer.Context, **flags: str | None) -> None:
         if options.framework is None:
             write_json(om_to_json(options.om), options.json)
         else:
-            write_json(model_to_json(options.om, options.framework), options.json)
+            write_json(model_to_json(options.om, options.framework, options.weight), options.json)
     elif options.mode == 3:
         from openatc.om_json import write_json
         from openatc.precheck import precheck
@@ -144,7 +146,13 @@ def run_command(
     input: Annotated[
         str | None, typer.Option("--input", "-i", help="Comma-separated .npy/.bin files, one per input.")
     ] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Directory for the outputs (as .npy).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Directory for the outputs and summary.json.")
+    ] = None,
+    outfmt: Annotated[str, typer.Option("--outfmt", help="Output files: NPY, BIN (raw) or TXT.")] = "NPY",
+    batchsize: Annotated[
+        int | None, typer.Option("--batchsize", help="Batch size for the throughput (default: dim 0 of input 1).")
+    ] = None,
     loop: Annotated[int, typer.Option("--loop", "-l", help="Timed runs.")] = 1,
     warmup_count: Annotated[int, typer.Option("--warmup_count", "--warmup-count", help="Untimed runs.")] = 1,
     pure_data_type: Annotated[
@@ -206,19 +214,44 @@ def run_command(
             feeds = {s.name: generate_input(s, pure_data_type, rng, shapes.get(s.name)) for s in session.inputs}
         feeds = dict(aipp_feeds(session.inputs, feeds, aipp_params))  # packs dynamic AIPP parameters
         gear = session.gear_for(feeds)
-        outputs, summary = time_runs(session, feeds, loop, warmup_count)
+        with _progress(loop) as progress:
+            outputs, summary = time_runs(session, feeds, loop, warmup_count, batch_size=batchsize, progress=progress)
     for name, array in feeds.items():
         typer.echo(f"[INFO] input  {name}: {array.dtype}{list(array.shape)}")
     if len(session.gears) > 1:
         typer.echo(f"[INFO] gear   gear{gear}: {_gear_text(session.gears[gear])}")
     for name, array in outputs.items():
         typer.echo(f"[INFO] output {name}: {array.dtype}{list(array.shape)}")
-    if output is not None:
-        output.mkdir(parents=True, exist_ok=True)
-        for i, (name, array) in enumerate(outputs.items()):
-            np.save(output / f"{_safe(name) or f'output_{i}'}.npy", array)
-        typer.echo(f"[INFO] outputs written to {output}")
     _echo_summary(summary)
+    if output is not None:
+        from openatc.bench import summary_json, write_outputs
+        from openatc.om_json import write_json
+
+        files = write_outputs(outputs, output, outfmt)
+        document = summary_json(
+            summary,
+            model=str(model),
+            loop=loop,
+            warmup_count=warmup_count,
+            inputs={n: {"dtype": str(a.dtype), "shape": list(a.shape)} for n, a in feeds.items()},
+            outputs={
+                n: {"dtype": str(a.dtype), "shape": list(a.shape), "file": str(f)}
+                for (n, a), f in zip(outputs.items(), files, strict=True)
+            },
+            gear=gear,
+        )
+        write_json(document, output / "summary.json")
+        typer.echo(f"[INFO] outputs and summary.json written to {output}")
+
+
+@contextlib.contextmanager
+def _progress(loop: int) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar for long loops on a terminal; nothing when piped."""
+    if loop < 20 or not sys.stdout.isatty():
+        yield None
+        return
+    with typer.progressbar(length=loop, label="running") as bar:
+        yield bar.update
 
 
 def _gear_text(shapes: dict[str, tuple[int | str, ...]]) -> str:
@@ -252,10 +285,6 @@ def _run_all_gears(session: Session, loop: int, warmup: int, kind: str, rng: np.
             f"[INFO] gear{index:<3} {st['median']:10.4f}  {st['mean']:10.4f}  {st['percentile(99%)']:10.4f}  "
             f"{st['throughput']:11.4f}  {_gear_text(shapes)}"
         )
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
 @app.command("compare")

@@ -394,7 +394,7 @@ def test_run_writes_npy(run_cli: Cli, tiny_om: Path, tmp_path: Path, kind: str) 
     result = run_cli("run", str(tiny_om), "--output", str(dest), "--pure_data_type", kind)
     assert result.code == 0, result.output
     assert str(dest) in result.out
-    assert sorted(p.name for p in dest.iterdir()) == ["y.npy"]
+    assert sorted(p.name for p in dest.iterdir()) == ["summary.json", "y.npy"]
     y = np.load(dest / "y.npy")
     assert y.shape == (2, 128)
     assert y.dtype == np.float32
@@ -446,7 +446,7 @@ def test_run_two_outputs_with_input_files(
     assert result.code == 0, result.output
     assert "[INFO] output y_relu: float32[2, 128]" in result.out
     assert "[INFO] output y_sig: float32[2, 128]" in result.out
-    assert sorted(p.name for p in dest.iterdir()) == ["y_relu.npy", "y_sig.npy"]
+    assert sorted(p.name for p in dest.iterdir()) == ["summary.json", "y_relu.npy", "y_sig.npy"]
     with Session(om_path) as session:
         expected = session.run({"x": x})
     for name in ("y_relu", "y_sig"):
