@@ -220,7 +220,8 @@ def _mode1(given: Mapping[str, str]) -> dict[str, object]:
         framework = _framework(given)
         if framework == 1:
             raise OpenATCError("E10001", "--mode=1 does not take MindSpore models (--framework=1)")
-    return {"om": om, "json": json_path, "framework": framework}
+    weight = _existing_file("weight", given["weight"]) if framework == 0 and given.get("weight") else None
+    return {"om": om, "json": json_path, "framework": framework, "weight": weight}
 
 
 def _mode3(given: Mapping[str, str]) -> dict[str, object]:

@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from openatc.hookspecs import hookimpl
 from openatc.types import Frontend
 
+from ._json import caffe_to_json
 from ._loader import load_caffe
 from .writer import write_caffemodel
 
-__all__ = ["load_caffe", "write_caffemodel"]
+__all__ = ["caffe_to_json", "load_caffe", "write_caffemodel"]
 
 
 @hookimpl
@@ -26,4 +27,5 @@ def openatc_frontends() -> Iterator[Frontend]:
         suffixes=(".prototxt", ".caffemodel"),
         load=load_caffe,
         description="Caffe prototxt + caffemodel (V1 and current layer formats), no Caffe install needed",
+        to_json=caffe_to_json,
     )

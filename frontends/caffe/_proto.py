@@ -33,8 +33,11 @@ def caffe_pb() -> SimpleNamespace:
     return SimpleNamespace(**classes, pool=pool)
 
 
-def parse_prototxt(path: Path) -> Any:
-    """A NetParameter from a text-format file; syntax errors name the line and column (E21001)."""
+def parse_prototxt(path: Path, *, upgrade: bool = True) -> Any:
+    """A NetParameter from a text-format file; syntax errors name the line and column (E21001).
+
+    ``upgrade=False`` keeps V1 ``layers`` as written (for ``--mode=1``).
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -57,11 +60,11 @@ def parse_prototxt(path: Path) -> Any:
         ) from None
     if not net.layer and not net.layers:
         raise OpenATCError("E21004", f"'{path}' defines no layers", hint="Give the network's deploy prototxt.")
-    return upgrade_v1(net)
+    return upgrade_v1(net) if upgrade else net
 
 
-def parse_caffemodel(path: Path) -> Any:
-    """A NetParameter from a binary caffemodel (E21002 when it is not one)."""
+def parse_caffemodel(path: Path, *, upgrade: bool = True) -> Any:
+    """A NetParameter from a binary caffemodel (E21002 when it is not one); ``upgrade`` as for prototxts."""
     data = path.read_bytes()
     net = caffe_pb().NetParameter()
     try:
@@ -79,7 +82,7 @@ def parse_caffemodel(path: Path) -> Any:
             f"--weight '{path}' holds no Caffe layers: the file is {kind}",
             hint="Give the .caffemodel written by Caffe for this prototxt.",
         )
-    return upgrade_v1(net)
+    return upgrade_v1(net) if upgrade else net
 
 
 def _is_text(data: bytes) -> bool:

@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from openatc.hookspecs import hookimpl
 from openatc.types import Frontend
 
+from ._json import tensorflow_to_json
 from ._loader import load_tensorflow
 
-__all__ = ["load_tensorflow"]
+__all__ = ["load_tensorflow", "tensorflow_to_json"]
 
 
 @hookimpl
@@ -26,4 +27,5 @@ def openatc_frontends() -> Iterator[Frontend]:
         suffixes=(".pb", ".pbtxt"),
         load=load_tensorflow,
         description="TensorFlow frozen graphs (.pb) and SavedModels (saved_model.pb), converted with tf2onnx",
+        to_json=tensorflow_to_json,
     )
