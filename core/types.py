@@ -172,6 +172,10 @@ class AippFormat:
         plane_rows: The raw image as stacked planes of full width: each plane's rows are the image
             height divided by this (YUV420SP ``(1, 2)``, packed formats ``(1,)``). The host then
             crops the raw bytes before decoding; ``()`` (unknown layout) crops after decoding.
+        semi_planar: ``(rows, cols)`` of the pixel block one chroma sample covers, for the layout
+            "Y plane, then interleaved U,V rows" (YUV420SP ``(2, 2)``, YUV422SP ``(1, 2)``): the host
+            then decodes, upsamples and converts colours in one ConvTranspose instead of calling
+            ``build``; ``None`` for other layouts.
     """
 
     name: str
@@ -184,6 +188,7 @@ class AippFormat:
     align_w: int = 1
     align_h: int = 1
     plane_rows: tuple[int, ...] = ()
+    semi_planar: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)

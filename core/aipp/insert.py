@@ -253,21 +253,37 @@ def _build_static(
 
     Per-channel work runs on [N, C, H, W] so that biases and scales broadcast over whole planes
     (ONNX Runtime's broadcasting over an innermost axis of 3 is an order of magnitude slower).
+    With CSC on, swaps, CSC and the channel selection are one affine map in float32 followed by
+    QuantizeLinear (:func:`csc_affine`), exact whenever :func:`float_exact` proves it; otherwise
+    the int32 fixed-point ops run.
     """
     h, w = config.src_image_size_h, config.src_image_size_w
     raw = ir.Value(name=name, shape=ir.Shape([image.n, *fmt.raw_shape(h, w)]), type=ir.TensorType(ir.DataType.UINT8))
     b = AippBuilder(f"aipp/{name}", image.n, h, w)
     x, cut = _crop_raw(b, raw, config, fmt)
-    x = fmt.build(b, x)
-    if cut is not None:  # crop in pixels: what the raw crop could not do, or all of it
-        x = b.op("Slice", x, b.dims(cut[0], cut[1]), b.dims(cut[2], cut[3]), b.dims(1, 2))
-    x = b.op("Transpose", x, perm=[0, 3, 1, 2])
-    x = swap_channels(b, x, fmt.channels, fmt.color, config.ax_swap_switch, config.rbuv_swap_switch)
-    if config.csc_switch:
-        x = b.op("Cast", x, to=ir.DataType.INT32)
-        x = csc(b, x, fmt.channels, fmt.color, config.matrix, config.input_bias, config.output_bias)
-    if image.c < fmt.channels:
-        x = b.op("Slice", x, b.dims(0), b.dims(image.c), b.dims(1))
+    affine = csc_affine(config, fmt, image.c) if config.csc_switch else None
+    if affine is not None and not float_exact(*affine):
+        logger.info("AIPP CSC of '%s': matrix too large for exact float32 sums, int32 fixed point used", name)
+        affine = None
+    if affine is not None and fmt.semi_planar is not None:
+        x = _semi_planar_csc(b, x, fmt.semi_planar, *affine)
+        if cut is not None:
+            x = b.op("Slice", x, b.dims(cut[0], cut[1]), b.dims(cut[2], cut[3]), b.dims(2, 3))
+    else:
+        x = fmt.build(b, x)
+        if cut is not None:  # crop in pixels: what the raw crop could not do, or all of it
+            x = b.op("Slice", x, b.dims(cut[0], cut[1]), b.dims(cut[2], cut[3]), b.dims(1, 2))
+        x = b.op("Transpose", x, perm=[0, 3, 1, 2])
+        if affine is not None:
+            x = _conv_csc(b, x, *affine)
+        else:
+            x = swap_channels(b, x, fmt.channels, fmt.color, config.ax_swap_switch, config.rbuv_swap_switch)
+            if config.csc_switch:
+                x = b.op("Cast", x, to=ir.DataType.INT32)
+                x = csc(b, x, fmt.channels, fmt.color, config.matrix, config.input_bias, config.output_bias)
+                x = b.op("Cast", x, to=ir.DataType.UINT8)
+            if image.c < fmt.channels:
+                x = b.op("Slice", x, b.dims(0), b.dims(image.c), b.dims(1))
     x = _normalize(b, x, config, image)
     if config.padding:
         pads = [0, 0, config.top_padding_size, config.left_padding_size]
@@ -275,6 +291,109 @@ def _build_static(
         pad_value = np.array(config.padding_value, dtype=np.uint8 if image.dtype == "uint8" else np.float32)
         x = b.op("Pad", x, b.dims(*pads), b.const(pad_value))
     return raw, _to_model(b, x, image), b.nodes, []
+
+
+#: Bound on the sum of |terms| of one CSC output, in units of the integer sum S (8 fractional
+#: bits): below it every partial sum of S / 256 - 127.5 / 256 is a multiple of 2^-9 below 2^14
+#: in magnitude, which float32 (24-bit significand) holds exactly, in any summation order.
+FLOAT_EXACT_LIMIT = 1 << 22
+
+
+def csc_affine(config: AippConfig, fmt: AippFormat, out_channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Swaps, CSC and channel selection as one integer map of the decoded channels (byte order).
+
+    Returns ``(weight [out_channels, fmt.channels], bias [out_channels])`` (int64) such that the
+    AIPP pixel of output channel k is ``clip(floor((weight[k] @ x + bias[k]) / 256), 0, 255)``:
+    rows 0..2 are the matrix rows with the swap folded into the columns and the biases folded
+    in (YUV: ``-m @ input_bias``; RGB: ``256 * output_bias``, exact since adding a multiple of
+    256 commutes with the floor); row 3 (the A/X channel) copies its input (weight 256).
+    """
+    perm = list(range(fmt.channels))
+    if fmt.channels == 4 and config.ax_swap_switch:
+        perm = [1, 2, 3, 0]
+    if fmt.channels >= 3 and config.rbuv_swap_switch:
+        i, j = (1, 2) if fmt.color == "yuv" else (0, 2)
+        perm[i], perm[j] = perm[j], perm[i]
+    matrix = np.array(config.matrix, dtype=np.int64)
+    weight = np.zeros((out_channels, fmt.channels), dtype=np.int64)
+    bias = np.zeros(out_channels, dtype=np.int64)
+    for k in range(out_channels):
+        if k == 3:
+            weight[k, perm[3]] = 256
+            continue
+        for j in range(3):
+            weight[k, perm[j]] += matrix[k, j]
+        if fmt.color == "yuv":
+            bias[k] = -int(matrix[k] @ np.array(config.input_bias, dtype=np.int64))
+        else:
+            bias[k] = 256 * int(config.output_bias[k])
+    return weight, bias
+
+
+def float_exact(weight: np.ndarray, bias: np.ndarray) -> bool:
+    """Whether the float32 CSC is exact for every uint8 input (see :data:`FLOAT_EXACT_LIMIT`)."""
+    worst = np.abs(weight).sum(axis=1) * 255 + np.abs(bias) + 128
+    return bool((worst < FLOAT_EXACT_LIMIT).all())
+
+
+def _float_params(weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weights and bias of t = (S - 127.5) / 256: QuantizeLinear(t) rounds to floor(S / 256) and clamps.
+
+    ``S`` is an integer, so ``(S - 127.5) / 256`` is never a half-integer: round-half-to-even gives
+    ``floor(S / 256)`` without ties; QuantizeLinear to uint8 then saturates to [0, 255].
+    """
+    return (weight / 256).astype(np.float32), ((bias - 127.5) / 256).astype(np.float32)
+
+
+def _fp32(value: ir.Value, b: AippBuilder) -> ir.Value:
+    """Marks the node making ``value`` as FP32 for the precision step (its exactness needs float32)."""
+    b.nodes[-1].metadata_props["openatc.keep_fp32"] = "aipp csc"
+    return value
+
+
+def _quantize(b: AippBuilder, t: ir.Value) -> ir.Value:
+    return b.op("QuantizeLinear", t, b.const(np.float32(1.0)), b.const(np.uint8(0)))
+
+
+def _conv_csc(b: AippBuilder, x: ir.Value, weight: np.ndarray, bias: np.ndarray) -> ir.Value:
+    """uint8 [N, C, H, W] -> uint8 [N, C', H, W]: a 1x1 Conv in float32, then QuantizeLinear."""
+    w, c = _float_params(weight, bias)
+    x = b.op("Cast", x, to=ir.DataType.FLOAT)
+    t = _fp32(b.op("Conv", x, b.const(w[:, :, None, None]), b.const(c)), b)
+    return _quantize(b, t)
+
+
+def _semi_planar_csc(
+    b: AippBuilder, raw: ir.Value, block: tuple[int, int], weight: np.ndarray, bias: np.ndarray
+) -> ir.Value:
+    """Semi-planar bytes (Y plane, then U,V rows) -> uint8 [N, C, H, W] in one ConvTranspose.
+
+    Each chroma sample and the ``rows x cols`` Y samples it covers become the channels of one
+    low-resolution pixel ([N, rows*cols + 2, H/rows, W/cols]); a ConvTranspose with kernel and
+    stride ``block`` writes every output pixel from its own Y phase and the shared U, V: decoding,
+    chroma upsampling (replication) and the colour matrix together.
+    """
+    rows, cols = block
+    n, h, w = b.batch, b.height, b.width
+    assert isinstance(h, int) and isinstance(w, int)
+    hs, ws = h // rows, w // cols
+    y = b.op("Slice", raw, b.dims(0), b.dims(h), b.dims(1))
+    y = b.op("Reshape", y, b.dims(n, hs, rows, ws, cols))
+    y = b.op("Transpose", y, perm=[0, 2, 4, 1, 3])
+    y = b.op("Reshape", y, b.dims(n, rows * cols, hs, ws))
+    uv = b.op("Slice", raw, b.dims(h), b.dims(h + hs), b.dims(1))
+    uv = b.op("Transpose", b.op("Reshape", uv, b.dims(n, hs, ws, 2)), perm=[0, 3, 1, 2])
+    x = b.op("Cast", b.op("Concat", y, uv, axis=1), to=ir.DataType.FLOAT)
+    w_f, c_f = _float_params(weight, bias)
+    out = weight.shape[0]
+    kernel = np.zeros((rows * cols + 2, out, rows, cols), dtype=np.float32)
+    for a in range(rows):
+        for c in range(cols):
+            kernel[a * cols + c, :, a, c] = w_f[:, 0]
+    kernel[rows * cols] = w_f[:, 1, None, None]
+    kernel[rows * cols + 1] = w_f[:, 2, None, None]
+    t = b.op("ConvTranspose", x, b.const(kernel), b.const(c_f), kernel_shape=[rows, cols], strides=[rows, cols])
+    return _quantize(b, _fp32(t, b))
 
 
 def _crop_raw(
@@ -341,17 +460,22 @@ def csc(
 
 
 def _normalize(b: AippBuilder, x: ir.Value, config: AippConfig, image: ModelImage) -> ir.Value:
-    """On [N, C, H, W]: ``(x - mean - min) * var_reci`` in float32; a uint8 model input gets the pixels."""
+    """uint8 [N, C, H, W] -> ``(x - mean - min) * var_reci`` in float32; a uint8 model input gets the pixels.
+
+    One DequantizeLinear per channel computes ``(x - zero_point) * var_reci`` with the integer
+    part of ``mean + min`` as the zero point; an Add subtracts ``fraction * var_reci`` when the
+    subtrahend has a fraction (or exceeds 255).
+    """
     if image.dtype == "uint8":  # uint8 -> uint8: ATC's normalization has no effect
-        return b.op("Cast", x, to=ir.DataType.UINT8)
-    x = b.op("Cast", x, to=ir.DataType.FLOAT)
+        return x
     c = image.c
     sub = np.array(config.mean_chn[:c], np.float64) + np.array(config.min_chn[:c], np.float64)
     mul = np.array(config.var_reci_chn[:c], np.float32)
-    if sub.any():
-        x = b.op("Sub", x, b.const(sub.astype(np.float32).reshape(1, c, 1, 1)))
-    if (mul != 1).any():
-        x = b.op("Mul", x, b.const(mul.reshape(1, c, 1, 1)))
+    zero = np.clip(np.floor(sub), 0, 255)
+    rest = sub - zero
+    x = b.op("DequantizeLinear", x, b.const(mul), b.const(zero.astype(np.uint8)), axis=1)
+    if rest.any():
+        x = b.op("Add", x, b.const((-rest * mul.astype(np.float64)).astype(np.float32).reshape(1, c, 1, 1)))
     return x
 
 

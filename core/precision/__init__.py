@@ -259,6 +259,7 @@ def _decide(graph: ir.Graph, mode: str, opts: PrecisionOptions, ranges: Mapping[
             continue
         op = _FUSED_FROM.get(node.op_type, node.op_type)
         kept = node.name in opts.keep_names or node.op_type in opts.keep_types or op in opts.keep_types
+        kept = kept or "openatc.keep_fp32" in node.metadata_props  # e.g. AIPP's exact float32 CSC
         if mode in ("must_keep_origin_dtype", "force_fp32") or kept:
             choice = "fp32"
         elif mode == "force_fp16":

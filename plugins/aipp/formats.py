@@ -86,6 +86,7 @@ FORMATS: tuple[AippFormat, ...] = (
         align_w=2,
         align_h=2,
         plane_rows=(1, 2),
+        semi_planar=(2, 2),
     ),
     AippFormat(
         "XRGB8888_U8",
@@ -137,6 +138,7 @@ FORMATS: tuple[AippFormat, ...] = (
         raw_shape=lambda h, w: (h * 2, w, 1),
         align_w=2,
         plane_rows=(1, 1),
+        semi_planar=(1, 2),
     ),
     AippFormat(
         "AYUV444_U8",
