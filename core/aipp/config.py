@@ -45,6 +45,7 @@ class AippConfig:
     source: str = "<text>"
     related_input_rank: int = 0
     related_input_name: str = ""
+    input_edge_idx: int | None = None  # None: every consumer of the input
     max_src_image_size: int = 0
     input_format: str = ""
     src_image_size_w: int = 0
@@ -156,12 +157,8 @@ def _config(op: Any, index: int, source: str, lines: dict[str, int], counts: dic
     for name in _REPEATED:
         if len(getattr(op, name)) > 1 or counts.get(name, 0) > 1:
             raise _error(at(name), f"{name} cannot be configured repeatedly")
-    if op.input_edge_idx:
-        raise OpenATCError(
-            "E10055",
-            f"{at('input_edge_idx')}: input_edge_idx (AIPP on one edge of a shared input) is not supported yet",
-            hint="Remove input_edge_idx; AIPP then feeds every consumer of the input.",
-        )
+    if len(op.input_edge_idx) > 1 or counts.get("input_edge_idx", 0) > 1:
+        raise _error(at("input_edge_idx"), "input_edge_idx cannot be configured repeatedly")
     mode = {1: "static", 2: "dynamic"}.get(op.aipp_mode)
     if mode is None:
         raise _error(
@@ -174,6 +171,7 @@ def _config(op: Any, index: int, source: str, lines: dict[str, int], counts: dic
         "source": source,
         "related_input_rank": op.related_input_rank,
         "related_input_name": op.related_input_name,
+        "input_edge_idx": int(op.input_edge_idx[0]) if op.input_edge_idx else None,
         "lines": {k: v for k, v in lines.items() if k},
     }
     if mode == "dynamic":
@@ -299,9 +297,39 @@ def _check_blocks(configs: tuple[AippConfig, ...]) -> None:
     for c in configs:
         key = c.related_input_name or c.related_input_rank
         if key in seen:
+            first = seen[key]
             field_name = "related_input_name" if c.related_input_name else "related_input_rank"
-            raise _error(
-                c.at(field_name),
-                f"{field_name}={key!s} is already used by aipp_op #{seen[key].index + 1}; each input takes one block",
-            )
+            if c.input_edge_idx is None or first.input_edge_idx is None:
+                raise _error(
+                    c.at(field_name),
+                    f"{field_name}={key!s} is already used by aipp_op #{first.index + 1}; each input takes one "
+                    "block (several blocks for one input need input_edge_idx in every one of them)",
+                )
+            _check_same_source(first, c, field_name, key)
         seen[key] = c
+    edges: dict[tuple[object, int], AippConfig] = {}
+    for c in configs:
+        if c.input_edge_idx is None:
+            continue
+        key = (c.related_input_name or c.related_input_rank, c.input_edge_idx)
+        if key in edges:
+            raise _error(
+                c.at("input_edge_idx"),
+                f"input_edge_idx={c.input_edge_idx} of this input is already used by aipp_op #{edges[key].index + 1}",
+            )
+        edges[key] = c
+
+
+def _check_same_source(first: AippConfig, other: AippConfig, field_name: str, key: object) -> None:
+    """All AIPP blocks behind one input read the same image (spec 2.2, input_edge_idx)."""
+    names = ("max_src_image_size",) if first.mode == "dynamic" else ("input_format", "src_image_size_w")
+    names += () if first.mode == "dynamic" else ("src_image_size_h",)
+    for name in names:
+        if getattr(first, name) != getattr(other, name):
+            raise _error(
+                other.at(name),
+                f"{name}={getattr(other, name)} differs from aipp_op #{first.index + 1} "
+                f"({getattr(first, name)}); the blocks of {field_name}={key!s} share one image",
+                hint="AIPP blocks on the edges of one input must agree on input_format and src_image_size_w/h "
+                "(static) or max_src_image_size (dynamic).",
+            )

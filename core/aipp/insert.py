@@ -198,31 +198,57 @@ def insert_aipp(
     names = [v.name or "" for v in graph.inputs]
     specs = list(inputs)
     first = next(iter(graph), None)
+    groups: dict[str, list[AippConfig]] = {}
     for config in configs:
-        name = _input_name(config, names)
+        groups.setdefault(_input_name(config, names), []).append(config)
+    for name, group in groups.items():
         index = names.index(name)
         old = graph.inputs[index]
-        image = _model_image(old, layout, config)
-        if config.mode == "static":
-            fmt = _format(formats, config)
-            config = resolve_static(config, fmt, image)
-            raw, out, nodes, extra = _build_static(name, config, fmt, image)
-        else:
-            from openatc.aipp.dynamic import build_dynamic
+        image = _model_image(old, layout, group[0])
+        edges = _edges(graph, old, group)
+        raw: ir.Value | None = None
+        nodes: list[ir.Node] = []
+        extra: list[ir.Value] = []
+        resolved: list[AippConfig] = []
+        for k, config in enumerate(group):
+            if config.mode == "static":
+                fmt = _format(formats, config)
+                config = resolve_static(config, fmt, image)
+                raw, out, chain, _ = _build_static(name, config, fmt, image, raw, suffix=f"e{k}" if edges else "")
+            else:
+                from openatc.aipp.dynamic import build_dynamic
 
-            raw, out, nodes, extra = build_dynamic(name, config, formats, image)
+                raw, out, chain, extra = build_dynamic(name, config, formats, image)
+            resolved.append(config)
+            nodes += chain
+            if edges:
+                node, slot = edges[config.input_edge_idx or 0]
+                node.replace_input_with(slot, out)
+                out.name = f"{name}__aipp_edge{config.input_edge_idx}"
+            else:
+                old.replace_all_uses_with(out)
+                out.name = f"{name}__aipp"
+        assert raw is not None
         old.name = f"{name}__before_aipp"
-        old.replace_all_uses_with(out)
-        out.name = f"{name}__aipp"
         graph.inputs[index] = raw
         graph.inputs.extend(extra)
         if first is None:
             graph.extend(nodes)
         else:
             graph.insert_before(first, nodes)
-        info = {"mode": config.mode, "config": config.to_json(), "model_input": image.to_json()}
+        config = resolved[0]
+        info: dict[str, Any] = {"mode": config.mode, "config": config.to_json(), "model_input": image.to_json()}
+        if edges:
+            info["edges"] = [
+                {
+                    "input_edge_idx": c.input_edge_idx,
+                    "consumer": edges[c.input_edge_idx or 0][0].name,
+                    "config": c.to_json(),
+                }
+                for c in sorted(resolved, key=lambda c: c.input_edge_idx or 0)
+            ]
         if config.mode == "static":
-            info["input_format_code"] = fmt.code
+            info["input_format_code"] = _format(formats, config).code
         else:
             info["params_input"] = extra[0].name
         raw.metadata_props["openatc.aipp"] = json.dumps(info, sort_keys=True)  # read by graph.value_spec
@@ -232,6 +258,41 @@ def insert_aipp(
         specs.extend(TensorSpec(v.name or "", "float32", tuple(v.shape or ()), "ND") for v in extra)
         logger.info("AIPP (%s) inserted before input '%s': %d nodes", config.mode, name, len(nodes))
     return specs
+
+
+def _edges(graph: ir.Graph, value: ir.Value, group: Sequence[AippConfig]) -> list[tuple[ir.Node, int]]:
+    """The consumer edges ``(node, input slot)`` of ``value`` in graph order when the blocks name
+    ``input_edge_idx`` (every edge must get a block: spec 2.2), else ``[]``."""
+    if group[0].input_edge_idx is None:
+        return []
+    where = group[0].at("input_edge_idx")
+    if group[0].mode == "dynamic":
+        raise OpenATCError(
+            "E10055",
+            f"{where}: input_edge_idx with dynamic AIPP is not supported yet",
+            hint="Use static AIPP for per-edge pre-processing, or remove input_edge_idx.",
+        )
+    order = {node: i for i, node in enumerate(graph)}
+    edges = sorted(((u.node, u.idx) for u in value.uses() if u.node in order), key=lambda e: (order[e[0]], e[1]))
+    described = ", ".join(f"{i}: {n.name or n.op_type} input {slot}" for i, (n, slot) in enumerate(edges))
+    if value in graph.outputs:
+        raise _bad(where, f"input '{value.name}' is also a graph output; input_edge_idx needs op consumers only")
+    for config in group:
+        if (config.input_edge_idx or 0) >= len(edges):
+            raise _bad(
+                config.at("input_edge_idx"),
+                f"input_edge_idx={config.input_edge_idx} but input '{value.name}' has {len(edges)} consumer edge(s)"
+                f" ({described})",
+            )
+    if len(group) != len(edges):
+        missing = sorted(set(range(len(edges))) - {c.input_edge_idx for c in group})
+        raise _bad(
+            where,
+            f"input '{value.name}' feeds {len(edges)} edges ({described}) but AIPP covers only "
+            f"{len(group)}; edges without AIPP: {missing}",
+            hint="Every consumer of an AIPP input gets AIPP: add an aipp_op block (input_edge_idx) for each edge.",
+        )
+    return edges
 
 
 def _format(formats: Mapping[str, AippFormat], config: AippConfig) -> AippFormat:
@@ -247,7 +308,12 @@ def _format(formats: Mapping[str, AippFormat], config: AippConfig) -> AippFormat
 
 
 def _build_static(
-    name: str, config: AippConfig, fmt: AippFormat, image: ModelImage
+    name: str,
+    config: AippConfig,
+    fmt: AippFormat,
+    image: ModelImage,
+    raw: ir.Value | None = None,
+    suffix: str = "",
 ) -> tuple[ir.Value, ir.Value, list[ir.Node], list[ir.Value]]:
     """The ops of one static block: decode (NHWC) then, channel-first, swap, CSC, normalization, padding.
 
@@ -258,8 +324,10 @@ def _build_static(
     the int32 fixed-point ops run.
     """
     h, w = config.src_image_size_h, config.src_image_size_w
-    raw = ir.Value(name=name, shape=ir.Shape([image.n, *fmt.raw_shape(h, w)]), type=ir.TensorType(ir.DataType.UINT8))
-    b = AippBuilder(f"aipp/{name}", image.n, h, w)
+    if raw is None:  # ``raw``: the image input another block (input_edge_idx) already made
+        shape = ir.Shape([image.n, *fmt.raw_shape(h, w)])
+        raw = ir.Value(name=name, shape=shape, type=ir.TensorType(ir.DataType.UINT8))
+    b = AippBuilder(f"aipp/{name}" + (f"/{suffix}" if suffix else ""), image.n, h, w)
     x, cut = _crop_raw(b, raw, config, fmt)
     affine = csc_affine(config, fmt, image.c) if config.csc_switch else None
     if affine is not None and not float_exact(*affine):

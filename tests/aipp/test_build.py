@@ -87,6 +87,75 @@ def test_two_inputs_two_blocks_by_rank_and_name(tmp_path: Path) -> None:
     np.testing.assert_array_equal(out["b_out"], b.transpose(0, 3, 1, 2).astype(np.float32))
 
 
+def _two_consumer_model(path: Path) -> Path:
+    """x [1, 3, 4, 6] feeds Identity (edge 0, output p) and Neg (edge 1, output q)."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Identity", ["x"], ["p"], name="first"),
+            helper.make_node("Neg", ["x"], ["q"], name="second"),
+        ],
+        "two_edges",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 6])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, 4, 6]) for n in ("p", "q")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_input_edge_idx_gives_each_consumer_its_own_aipp(tmp_path: Path) -> None:
+    """Two blocks on one input (spec 2.2 input_edge_idx): one NV12 image, two conversions."""
+    edge1 = Aipp(
+        "YUV420SP_U8", 8, 6, crop=(2, 2, 6, 4), matrix=[[256, 0, 359], [256, -88, -183], [256, 454, 0]],
+        input_bias=(0, 128, 128), min=(123.675, 116.28, 103.53, 0), var_reci=(0.0171, 0.0175, 0.0174, 1),
+    )  # fmt: skip
+    edge0 = Aipp(
+        "YUV420SP_U8", 8, 6, crop=(2, 0, 4, 2), padding=(0, 2, 1, 1), padding_value=-1.0, mean=(16, 128, 128, 0)
+    )
+    text = edge1.config_text().replace("aipp_mode : static", "aipp_mode : static\n  input_edge_idx : 1")
+    text += edge0.config_text().replace("aipp_mode : static", "aipp_mode : static\n  input_edge_idx : 0")
+    om = _build(tmp_path, _two_consumer_model(tmp_path / "m.onnx"), text)
+    raw = np.random.default_rng(5).integers(0, 256, (1, 9, 8, 1), np.uint8)
+    with openatc.Session(om) as sess:
+        (spec,) = sess.inputs
+        assert spec.shape == (1, 9, 8, 1)
+        assert [(e["input_edge_idx"], e["consumer"]) for e in spec.aipp["edges"]] == [(0, "first"), (1, "second")]
+        out = sess.run({"x": raw})
+    want_p = reference(edge0, raw, channels=3, dtype="float32", layout="NCHW")
+    want_q = -reference(edge1, raw, channels=3, dtype="float32", layout="NCHW")
+    np.testing.assert_allclose(out["p"], want_p, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(out["q"], want_q, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "words"),
+    [
+        (
+            "aipp_op { aipp_mode: static input_format: RGB888_U8 input_edge_idx: 0 }",
+            "E10052",
+            ["feeds 2 edges", "0: first input 0", "1: second input 0", "edges without AIPP: [1]"],
+        ),
+        (
+            "aipp_op { aipp_mode: static input_format: RGB888_U8 input_edge_idx: 0 }\n"
+            "aipp_op { aipp_mode: static input_format: RGB888_U8 input_edge_idx: 2 }",
+            "E10052",
+            ["aipp_op #2", "input_edge_idx=2", "2 consumer edge(s)"],
+        ),
+        (
+            "aipp_op { aipp_mode: dynamic max_src_image_size: 100 input_edge_idx: 0 }\n"
+            "aipp_op { aipp_mode: dynamic max_src_image_size: 100 input_edge_idx: 1 }",
+            "E10055",
+            ["input_edge_idx with dynamic AIPP"],
+        ),
+    ],
+)
+def test_input_edge_idx_errors(tmp_path: Path, text: str, code: str, words: list[str]) -> None:
+    with pytest.raises(OpenATCError) as info:
+        _build(tmp_path, _two_consumer_model(tmp_path / "m.onnx"), text)
+    assert info.value.code == code
+    for word in words:
+        assert word in info.value.message, info.value.message
+
+
 @pytest.mark.parametrize(
     ("inputs", "text", "code", "words"),
     [

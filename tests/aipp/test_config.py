@@ -122,7 +122,29 @@ def test_several_blocks_by_rank_and_comments() -> None:
             "E10052",
             ["related_input_name or related_input_rank"],
         ),
-        ("aipp_op { aipp_mode: static input_format: RGB888_U8 input_edge_idx: 0 }", "E10055", ["input_edge_idx"]),
+        (
+            "aipp_op { aipp_mode: static input_format: RGB888_U8 input_edge_idx: 0 input_edge_idx: 1 }",
+            "E10052",
+            ["input_edge_idx cannot be configured repeatedly"],
+        ),
+        (
+            "aipp_op { aipp_mode: static input_format: RGB888_U8 input_edge_idx: 0 }\n"
+            "aipp_op { aipp_mode: static input_format: RGB888_U8 }",
+            "E10052",
+            ["aipp_op #2", "related_input_rank=0", "input_edge_idx in every one"],
+        ),
+        (
+            "aipp_op { aipp_mode: static input_format: RGB888_U8 input_edge_idx: 1 }\n"
+            "aipp_op { aipp_mode: static input_format: RGB888_U8 input_edge_idx: 1 }",
+            "E10052",
+            ["aipp_op #2", "input_edge_idx=1", "already used by aipp_op #1"],
+        ),
+        (
+            "aipp_op { aipp_mode: static input_format: RGB888_U8 input_edge_idx: 0 }\n"
+            "aipp_op {\n aipp_mode: static\n input_format: YUV400_U8\n input_edge_idx: 1 }",
+            "E10052",
+            ["aipp_op #2", "input_format (line 4)", "share one image"],
+        ),
     ],
 )
 def test_configuration_errors_name_the_field_and_line(text: str, code: str, words: list[str]) -> None:
