@@ -31,7 +31,7 @@ from openatc.types import (
 )
 
 if TYPE_CHECKING:
-    from openatc.aipp.dynamic import AippParams
+    from openatc.aipp.dynamic import AippImageParams, AippParams
     from openatc.manager import OpenATCPluginManager
     from openatc.runtime import Session
 
@@ -44,6 +44,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "AippFormat",
+    "AippImageParams",
     "AippParams",
     "Backend",
     "BackendCapabilities",
@@ -91,8 +92,8 @@ def __getattr__(name: str) -> Any:
         from openatc.runtime import Session
 
         return Session
-    if name == "AippParams":
-        from openatc.aipp.dynamic import AippParams
+    if name in ("AippParams", "AippImageParams"):
+        from openatc.aipp import dynamic
 
-        return AippParams
+        return getattr(dynamic, name)
     raise AttributeError(f"module 'openatc' has no attribute {name!r}")

@@ -208,8 +208,10 @@ def run_command(
         shapes = run_shapes(session, **dym)
         aipp_params = load_aipp_params(aipp) if aipp else {}
         shapes.update(image_shapes(session.inputs, aipp_params))
-        if input:
-            feeds = load_inputs([Path(p.strip()) for p in input.split(",") if p.strip()], session.inputs, shapes)
+        if input:  # files for every input but the dynamic-AIPP parameters that --aipp packs
+            packed = {s.aipp.get("params_input") for s in session.inputs if s.aipp and s.name in aipp_params}
+            specs = [s for s in session.inputs if s.name not in packed]
+            feeds = load_inputs([Path(p.strip()) for p in input.split(",") if p.strip()], specs, shapes)
         else:
             feeds = {s.name: generate_input(s, pure_data_type, rng, shapes.get(s.name)) for s in session.inputs}
         feeds = dict(aipp_feeds(session.inputs, feeds, aipp_params))  # packs dynamic AIPP parameters

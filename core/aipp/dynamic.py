@@ -10,10 +10,17 @@ runs the same steps as static AIPP; "off" switches are packed as neutral values 
 matrix x 256, zero biases, full-image crop, zero padding).
 
 Parameter vector layout: ``[0]`` format code, ``[1:3]`` src w, h, ``[3:7]`` channel permutation,
-``[7:9]`` crop start h, w, ``[9:11]`` crop end h, w, ``[11:13]`` padding top, left, ``[13:15]``
-padding bottom, right, ``[15]`` padding value, ``[16:25]`` CSC matrix (row-major),
-``[25:28]`` bias subtracted before the matrix, ``[28:31]`` bias added after it, then per batch
-image 4 values subtracted (mean + min) and 4 multipliers (var_reci).
+``[7]`` padding value, ``[8:17]`` CSC matrix (row-major), ``[17:20]`` bias subtracted before the
+matrix, ``[20:23]`` bias added after it; then 20 values per batch image: ``[0:4]`` subtracted
+(mean + min), ``[4:8]`` multipliers (var_reci), ``[8:10]`` crop start h, w, ``[10:12]`` crop end
+h, w, ``[12:14]`` resize output h, w (the crop size when resize is off), ``[14:16]`` padding
+top, left, ``[16:18]`` padding bottom, right, ``[18:20]`` reserved.
+
+Each batch image has its own crop, resize and padding (ATC's ``batchIdx`` calls): the graph
+unrolls the batch (N is fixed per gear). Resize (``scf``) is bilinear with half-pixel centres
+(OpenCV's ``INTER_LINEAR``, without antialiasing), rounded half to even to integer pixels; it
+runs after the crop and before the CSC (ATC documents crop -> resize -> padding, not the place
+of the CSC nor the interpolation).
 """
 
 from __future__ import annotations
@@ -30,13 +37,48 @@ from openatc.aipp.config import DEFAULT_RGB_MATRIX, DEFAULT_YUV_MATRIX, AippConf
 from openatc.errors import OpenATCError
 from openatc.types import AippFormat, TensorSpec
 
-__all__ = ["DYNAMIC_FORMATS", "PARAMS_FIXED", "AippParams", "aipp_feeds", "build_dynamic", "params_from_bytes"]
+__all__ = [
+    "DYNAMIC_FORMATS",
+    "PARAMS_FIXED",
+    "AippImageParams",
+    "AippParams",
+    "aipp_feeds",
+    "build_dynamic",
+    "params_from_bytes",
+]
 
 #: Runtime formats of dynamic AIPP and their aclAippInputFormat codes.
 DYNAMIC_FORMATS = {"YUV420SP_U8": 1, "XRGB8888_U8": 2, "RGB888_U8": 3, "YUV400_U8": 4}
-PARAMS_FIXED = 31
-_PER_BATCH = 8
+PARAMS_FIXED = 23
+_PER_BATCH = 20
 _OFFSET = 256 << 17
+
+
+@dataclass(frozen=True)
+class AippImageParams:
+    """Crop, resize and padding of one batch image (``aclmdlSetAIPPCropParams``,
+    ``aclmdlSetAIPPScfParams`` and ``aclmdlSetAIPPPaddingParams`` with their ``batchIdx``).
+
+    The resize input is the crop size (or the source size without crop); its output plus the
+    padding must give the model's H x W.
+    """
+
+    crop: bool = False
+    load_start_pos_w: int = 0
+    load_start_pos_h: int = 0
+    crop_size_w: int = 0
+    crop_size_h: int = 0
+    resize: bool = False
+    resize_output_w: int = 0
+    resize_output_h: int = 0
+    padding: bool = False
+    top_padding_size: int = 0
+    bottom_padding_size: int = 0
+    left_padding_size: int = 0
+    right_padding_size: int = 0
+
+
+_GEOMETRY = tuple(AippImageParams.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
@@ -45,7 +87,8 @@ class AippParams:
 
     ``mean_chn``, ``min_chn`` and ``var_reci_chn`` take 4 values (one per channel, for every
     image of the batch) or one 4-tuple per batch image. Sizes follow the static fields of the same
-    names; switches that are off ignore their fields. Resize (``scf``) is not supported.
+    names; switches that are off ignore their fields. The crop, resize and padding fields apply
+    to every batch image unless ``images`` gives one :class:`AippImageParams` per batch image.
     """
 
     input_format: str
@@ -72,6 +115,15 @@ class AippParams:
     min_chn: Sequence[Any] = (0.0, 0.0, 0.0, 0.0)
     var_reci_chn: Sequence[Any] = (1.0, 1.0, 1.0, 1.0)
     resize: bool = False
+    resize_output_w: int = 0
+    resize_output_h: int = 0
+    images: Sequence[AippImageParams] = ()
+
+    def image(self, i: int) -> AippImageParams:
+        """The crop/resize/padding of batch image ``i``."""
+        if self.images:
+            return self.images[i]
+        return AippImageParams(**{k: getattr(self, k) for k in _GEOMETRY})
 
 
 _HEADER = np.dtype(
@@ -115,8 +167,8 @@ def params_from_bytes(data: bytes | np.ndarray, name: str = "input") -> AippPara
     """Reads ATC's packed dynamic-AIPP buffer (``ascend_dynamic_aipp_data``, spec 2.11: a 64-byte
     header, then 96 bytes per batch image) into an :class:`AippParams`.
 
-    Crop, resize and padding must be the same for every batch image (openatc applies one crop and
-    padding to the whole batch); normalization values may differ per image.
+    Each batch block gives that image's crop, resize (``scfInputSize`` must equal the crop size,
+    or the source size without crop) and padding (constant only).
     """
     buffer = np.frombuffer(bytes(data), dtype=np.uint8)
     if buffer.size < _HEADER.itemsize + _BATCH.itemsize:
@@ -129,42 +181,61 @@ def params_from_bytes(data: bytes | np.ndarray, name: str = "input") -> AippPara
     if buffer.size < size:
         raise _bad(name, f"the AIPP buffer has {buffer.size} bytes; batchNum={count} needs {size}")
     batches = buffer[_HEADER.itemsize : size].view(_BATCH)
-    first = batches[0]
-    for key in ("crop_switch", "scf_switch", "padding_switch", "crop", "scf", "padding"):
-        if any(not np.array_equal(b[key], first[key]) for b in batches[1:]):
-            raise _bad(name, f"{key} differs between batch images; openatc applies one crop/padding to the batch")
-    if int(first["padding_switch"]) not in (0, 1):
-        raise _bad(name, f"paddingSwitch={int(first['padding_switch'])}: only 0 (off) and 1 (constant) are supported")
     fmt = _ACL_FORMATS.get(int(head["input_format"]))
     if fmt is None:
         raise _bad(
             name, f"inputFormat={int(head['input_format'])} is not supported yet (1..4: {', '.join(DYNAMIC_FORMATS)})"
         )
-    crop, pad = [int(v) for v in first["crop"]], [int(v) for v in first["padding"]]
+    src_w, src_h = int(head["src_w"]), int(head["src_h"])
+    images = []
+    for i, batch in enumerate(batches):
+        if int(batch["padding_switch"]) not in (0, 1):
+            raise _bad(
+                name,
+                f"batch image {i}: paddingSwitch={int(batch['padding_switch'])}: only 0 (off) and 1 (constant) "
+                "are supported",
+            )
+        crop, scf, pad = ([int(v) for v in batch[k]] for k in ("crop", "scf", "padding"))
+        crop_on, scf_on = bool(batch["crop_switch"]), bool(batch["scf_switch"])
+        if scf_on:
+            expected = (crop[2], crop[3]) if crop_on else (src_w, src_h)
+            if (scf[0], scf[1]) != expected:
+                raise _bad(
+                    name,
+                    f"batch image {i}: scfInputSize {scf[0]}x{scf[1]} (w x h) must equal the "
+                    f"{'crop' if crop_on else 'source'} size {expected[0]}x{expected[1]}",
+                )
+        images.append(
+            AippImageParams(
+                crop=crop_on,
+                load_start_pos_w=crop[0],
+                load_start_pos_h=crop[1],
+                crop_size_w=crop[2],
+                crop_size_h=crop[3],
+                resize=scf_on,
+                resize_output_w=scf[2],
+                resize_output_h=scf[3],
+                padding=bool(batch["padding_switch"]),
+                top_padding_size=pad[0],
+                bottom_padding_size=pad[1],
+                left_padding_size=pad[2],
+                right_padding_size=pad[3],
+            )
+        )
     return AippParams(
         fmt,
-        int(head["src_w"]),
-        int(head["src_h"]),
+        src_w,
+        src_h,
         csc_switch=bool(head["csc_switch"]),
         matrix=tuple(tuple(int(v) for v in head["matrix"][r * 3 : r * 3 + 3]) for r in range(3)),
         input_bias=tuple(int(v) for v in head["input_bias"]),  # type: ignore[arg-type]
         output_bias=tuple(int(v) for v in head["output_bias"]),  # type: ignore[arg-type]
         rbuv_swap_switch=bool(head["rbuv_swap_switch"]),
         ax_swap_switch=bool(head["ax_swap_switch"]),
-        crop=bool(first["crop_switch"]),
-        load_start_pos_w=crop[0],
-        load_start_pos_h=crop[1],
-        crop_size_w=crop[2],
-        crop_size_h=crop[3],
-        padding=bool(first["padding_switch"]),
-        top_padding_size=pad[0],
-        bottom_padding_size=pad[1],
-        left_padding_size=pad[2],
-        right_padding_size=pad[3],
         mean_chn=[tuple(int(v) for v in b["mean"]) for b in batches],
         min_chn=[tuple(float(v) for v in b["min"]) for b in batches],
         var_reci_chn=[tuple(float(v) for v in b["var_reci"]) for b in batches],
-        resize=bool(first["scf_switch"]),
+        images=images,
     )
 
 
@@ -197,14 +268,12 @@ def pack_params(name: str, params: AippParams, info: Mapping[str, Any], image_sh
     fmt = params.input_format
     if fmt not in DYNAMIC_FORMATS:
         raise _bad(name, f"input_format {fmt} is not supported yet by dynamic AIPP; use {', '.join(DYNAMIC_FORMATS)}")
-    if params.resize:
-        raise _bad(name, "resize (scf) is not supported")
     sw, sh = params.src_image_size_w, params.src_image_size_h
     if not (2 <= sw <= 4096 and 1 <= sh <= 4096):
         raise _bad(name, f"src_image_size {sw}x{sh} (w x h) is out of range [2, 4096] x [1, 4096]")
     even = fmt == "YUV420SP_U8"
-    if even and (sw % 2 or sh % 2 or params.load_start_pos_w % 2 or params.load_start_pos_h % 2):
-        raise _bad(name, "YUV420SP_U8 needs even src_image_size_w/h and load_start_pos_w/h")
+    if even and (sw % 2 or sh % 2):
+        raise _bad(name, f"YUV420SP_U8 needs even src_image_size_w/h, got {sw}x{sh} (w x h)")
     rows, cols, chans = {
         "YUV420SP_U8": (sh * 3 // 2, sw, 1),
         "XRGB8888_U8": (sh, sw, 4),
@@ -219,19 +288,11 @@ def pack_params(name: str, params: AippParams, info: Mapping[str, Any], image_sh
             f"the image has {n * rows * cols * chans} bytes, more than max_src_image_size="
             f"{info['config']['max_src_image_size']} of the model",
         )
-    start_h, start_w = (params.load_start_pos_h, params.load_start_pos_w) if params.crop else (0, 0)
-    size_h, size_w = (params.crop_size_h, params.crop_size_w) if params.crop else (sh, sw)
-    if params.crop and (start_w + size_w > sw or start_h + size_h > sh or size_w <= 0 or size_h <= 0):
-        raise _bad(name, f"crop {size_w}x{size_h} at ({start_w}, {start_h}) does not fit the {sw}x{sh} image")
-    pads = (
-        (params.top_padding_size, params.left_padding_size, params.bottom_padding_size, params.right_padding_size)
-        if params.padding
-        else (0, 0, 0, 0)
-    )
-    _check_range(name, "padding sizes", pads, 0, 32)
-    out_h, out_w = size_h + pads[0] + pads[2], size_w + pads[1] + pads[3]
-    if (out_h, out_w) != (h, w):
-        raise _bad(name, f"crop and padding give {out_h}x{out_w} (H x W), the model input is {h}x{w}")
+    if params.images and len(params.images) != n:
+        raise _bad(name, f"images gives {len(params.images)} crop/resize/padding entries for a batch of {n}")
+    geometry = [
+        _geometry(name, i if params.images else None, params.image(i), (sw, sh), (h, w), even) for i in range(n)
+    ]
     channels = 1 if fmt == "YUV400_U8" else (4 if fmt == "XRGB8888_U8" else 3)
     if c > channels:
         raise _bad(name, f"{fmt} gives {channels} channel(s), the model input has {c}")
@@ -260,10 +321,48 @@ def pack_params(name: str, params: AippParams, info: Mapping[str, Any], image_sh
     _check_range(name, "var_reci_chn", var, -65504, 65504)
     limit = (0, 255) if model["dtype"] == "uint8" else (-65504, 65504)
     _check_range(name, "padding_value", params.padding_value, *limit)
-    head = [DYNAMIC_FORMATS[fmt], sw, sh, *perm, start_h, start_w, start_h + size_h, start_w + size_w]
-    head += [pads[0], pads[1], pads[2], pads[3], params.padding_value, *matrix.ravel(), *pre, *post]
-    batch = np.concatenate([mean + low, var], axis=1).ravel()
+    head = [DYNAMIC_FORMATS[fmt], sw, sh, *perm, params.padding_value, *matrix.ravel(), *pre, *post]
+    batch = np.concatenate([mean + low, var, np.array(geometry, np.float64)], axis=1).ravel()
     return np.concatenate([np.array(head, np.float64), batch]).astype(np.float32)
+
+
+def _geometry(
+    name: str, index: int | None, g: AippImageParams, src: tuple[int, int], model: tuple[int, int], even: bool
+) -> list[int]:
+    """Checks one image's crop, resize and padding (spec 2.6, ATC's runtime); returns its 12 vector values."""
+    who = "" if index is None else f"batch image {index}: "
+    (sw, sh), (h, w) = src, model
+    if even and g.crop and (g.load_start_pos_w % 2 or g.load_start_pos_h % 2):
+        raise _bad(name, f"{who}YUV420SP_U8 needs even load_start_pos_w/h")
+    start_h, start_w = (g.load_start_pos_h, g.load_start_pos_w) if g.crop else (0, 0)
+    size_h, size_w = (g.crop_size_h, g.crop_size_w) if g.crop else (sh, sw)
+    if g.crop and (
+        start_w + size_w > sw or start_h + size_h > sh or size_w <= 0 or size_h <= 0 or min(start_w, start_h) < 0
+    ):
+        raise _bad(name, f"{who}crop {size_w}x{size_h} at ({start_w}, {start_h}) does not fit the {sw}x{sh} image")
+    out_h, out_w = size_h, size_w
+    if g.resize:
+        out_w, out_h = g.resize_output_w, g.resize_output_h
+        if not (16 <= size_w <= 4096 and 16 <= size_h <= 4096):
+            raise _bad(
+                name, f"{who}resize input {size_w}x{size_h} (w x h, the crop or source size) is out of range [16, 4096]"
+            )
+        if not (16 <= out_w <= 1920 and 16 <= out_h <= 4096):
+            raise _bad(name, f"{who}resize_output {out_w}x{out_h} (w x h) is out of range [16, 1920] x [16, 4096]")
+        for axis, before, after in (("w", size_w, out_w), ("h", size_h, out_h)):
+            if not (before <= 16 * after and after <= 16 * before):
+                raise _bad(name, f"{who}resize ratio {after}/{before} on {axis} is out of range [1/16, 16]")
+    pads = (
+        (g.top_padding_size, g.left_padding_size, g.bottom_padding_size, g.right_padding_size)
+        if g.padding
+        else (0, 0, 0, 0)
+    )
+    _check_range(name, f"{who}padding sizes", pads, 0, 32)
+    total_h, total_w = out_h + pads[0] + pads[2], out_w + pads[1] + pads[3]
+    if (total_h, total_w) != (h, w):
+        what = "crop, resize and padding" if g.resize else "crop and padding"
+        raise _bad(name, f"{who}{what} give {total_h}x{total_w} (H x W), the model input is {h}x{w}")
+    return [start_h, start_w, start_h + size_h, start_w + size_w, out_h, out_w, *pads, 0, 0]
 
 
 def aipp_feeds(
@@ -326,38 +425,56 @@ def build_dynamic(
     x = _decode_chain(b, raw, fmt, (h, w), formats, list(DYNAMIC_FORMATS.items()))
     x = b.op("Transpose", x, perm=[0, 3, 1, 2])  # channel-first: per-channel ops broadcast over planes
     x = b.op("Gather", x, take(3, 7, ir.DataType.INT64), axis=1)
-    x = b.op("Slice", x, take(7, 9, ir.DataType.INT64), take(9, 11, ir.DataType.INT64), b.dims(2, 3))
-    colours = b.op("Slice", x, b.dims(0), b.dims(3), b.dims(1))
-    colours = b.op("Sub", colours, b.op("Reshape", take(25, 28, ir.DataType.INT32), b.dims(1, 3, 1, 1)))
-    flat = b.op("Reshape", colours, b.dims(b.batch, 3, -1))
-    matrix = b.op("Reshape", take(16, 25, ir.DataType.INT32), b.dims(3, 3))
-    y = b.op("Div", b.op("Add", b.op("MatMul", matrix, flat), b.const(np.int32(_OFFSET))), b.const(np.int32(256)))
-    post = b.op("Reshape", take(28, 31, ir.DataType.INT32), b.dims(1, 3, 1))
-    y = b.op("Add", b.op("Sub", y, b.const(np.int32(_OFFSET // 256))), post)
-    y = b.op("Clip", y, b.const(np.int32(0)), b.const(np.int32(255)))
-    y = b.op("Reshape", y, b.op("Shape", colours))
-    x = b.op("Concat", y, b.op("Slice", x, b.dims(3), b.dims(4), b.dims(1)), axis=1)
-    x = b.op("Slice", x, b.dims(0), b.dims(image.c), b.dims(1))
-    pad_value = b.op("Reshape", take(15, 16), b.dims())
+    matrix = b.op("Reshape", take(8, 17, ir.DataType.INT32), b.dims(3, 3))
+    pre = b.op("Reshape", take(17, 20, ir.DataType.INT32), b.dims(1, 3, 1, 1))
+    post = b.op("Reshape", take(20, 23, ir.DataType.INT32), b.dims(1, 3, 1))
+    pad_value = b.op("Reshape", take(7, 8), b.dims())
     if image.dtype == "uint8":
-        x = b.op("Cast", x, to=ir.DataType.UINT8)
         pad_value = b.op("Cast", pad_value, to=ir.DataType.UINT8)
-    else:
-        x = b.op("Cast", x, to=ir.DataType.FLOAT)
-        norm = b.op("Reshape", take(PARAMS_FIXED, PARAMS_FIXED + _PER_BATCH * image.n), b.dims(image.n, 2, 4, 1, 1))
-        sub = b.op("Slice", norm, b.dims(0, 0), b.dims(1, image.c), b.dims(1, 2))
-        mul = b.op("Slice", norm, b.dims(1, 0), b.dims(2, image.c), b.dims(1, 2))
-        x = b.op("Sub", x, b.op("Reshape", sub, b.dims(image.n, image.c, 1, 1)))
-        x = b.op("Mul", x, b.op("Reshape", mul, b.dims(image.n, image.c, 1, 1)))
-    zero = b.const(np.zeros(2, np.int64))
-    pads = b.op("Concat", zero, take(11, 13, ir.DataType.INT64), zero, take(13, 15, ir.DataType.INT64), axis=0)
-    x = b.op("Pad", x, pads, pad_value)
+    outs = []
+    for i in range(image.n):  # each batch image: its crop, resize, CSC, normalization and padding
+        base = PARAMS_FIXED + _PER_BATCH * i
+
+        def own(start: int, end: int, to: ir.DataType | None = None, base: int = base) -> ir.Value:
+            return take(base + start, base + end, to)
+
+        xi = x if image.n == 1 else b.op("Slice", x, b.dims(i), b.dims(i + 1), b.dims(0))
+        xi = b.op("Slice", xi, own(8, 10, ir.DataType.INT64), own(10, 12, ir.DataType.INT64), b.dims(2, 3))
+        sizes = b.op("Concat", b.dims(1, 4), own(12, 14, ir.DataType.INT64), axis=0)
+        xi = b.op("Cast", xi, to=ir.DataType.FLOAT)
+        xi = b.op("Resize", xi, None, None, sizes, mode="linear", coordinate_transformation_mode="half_pixel")
+        xi = b.op("Round", xi)
+        b.nodes[-1].metadata_props["openatc.keep_fp32"] = "aipp resize rounding"
+        xi = b.op("Cast", xi, to=ir.DataType.INT32)
+        xi = _csc(b, xi, matrix, pre, post)
+        xi = b.op("Slice", xi, b.dims(0), b.dims(image.c), b.dims(1))
+        if image.dtype == "uint8":
+            xi = b.op("Cast", xi, to=ir.DataType.UINT8)
+        else:
+            xi = b.op("Cast", xi, to=ir.DataType.FLOAT)
+            xi = b.op("Sub", xi, b.op("Reshape", own(0, image.c), b.dims(1, image.c, 1, 1)))
+            xi = b.op("Mul", xi, b.op("Reshape", own(4, 4 + image.c), b.dims(1, image.c, 1, 1)))
+        zero = b.const(np.zeros(2, np.int64))
+        pads = b.op("Concat", zero, own(14, 16, ir.DataType.INT64), zero, own(16, 18, ir.DataType.INT64), axis=0)
+        outs.append(b.op("Pad", xi, pads, pad_value))
+    x = outs[0] if len(outs) == 1 else b.op("Concat", *outs, axis=0)
     x = b.op("Reshape", x, b.dims(image.n, image.c, image.h, image.w))
     if image.layout == "NHWC":
         x = b.op("Transpose", x, perm=[0, 2, 3, 1])
     if image.dtype in ("float16", "float64"):
         x = b.op("Cast", x, to=ir.DataType.from_numpy(np.dtype(image.dtype)))
     return raw, x, b.nodes, [params]
+
+
+def _csc(b: AippBuilder, x: ir.Value, matrix: ir.Value, pre: ir.Value, post: ir.Value) -> ir.Value:
+    """int32 [1, 4, h, w] -> CSC of channels 0..2 (fixed point, as static AIPP's int32 path); channel 3 kept."""
+    colours = b.op("Slice", x, b.dims(0), b.dims(3), b.dims(1))
+    flat = b.op("Reshape", b.op("Sub", colours, pre), b.dims(1, 3, -1))
+    y = b.op("Div", b.op("Add", b.op("MatMul", matrix, flat), b.const(np.int32(_OFFSET))), b.const(np.int32(256)))
+    y = b.op("Add", b.op("Sub", y, b.const(np.int32(_OFFSET // 256))), post)
+    y = b.op("Clip", y, b.const(np.int32(0)), b.const(np.int32(255)))
+    y = b.op("Reshape", y, b.op("Shape", colours))
+    return b.op("Concat", y, b.op("Slice", x, b.dims(3), b.dims(4), b.dims(1)), axis=1)
 
 
 def _decode_chain(
@@ -401,7 +518,8 @@ def _decode(b: AippBuilder, raw: ir.Value, formats: Mapping[str, AippFormat], fm
 
 
 def load_aipp_params(text: str) -> dict[str, AippParams]:
-    """``openatc run --aipp "x:params.json;y:other.json"``: each JSON object holds AippParams fields."""
+    """``openatc run --aipp "x:params.json;y:other.json"``: each JSON object holds AippParams fields
+    (``images``: a list of objects with AippImageParams fields, one per batch image)."""
     import json
     from dataclasses import fields
     from pathlib import Path
@@ -426,7 +544,14 @@ def load_aipp_params(text: str) -> dict[str, AippParams]:
                 hint=f"Fields: {', '.join(sorted(known))}.",
             )
         try:
-            result[name] = AippParams(**data)
+            images = data.get("images") or []
+            if not isinstance(images, list) or not all(isinstance(i, dict) for i in images):
+                raise TypeError("'images' must be a list of objects (one per batch image)")
+            for image in images:
+                wrong = sorted(set(image) - set(_GEOMETRY))
+                if wrong:
+                    raise TypeError(f"images: unknown fields {wrong}; fields: {', '.join(_GEOMETRY)}")
+            result[name] = AippParams(**{**data, "images": [AippImageParams(**i) for i in images]})
         except TypeError as exc:
             raise OpenATCError("E10001", f"--aipp {name}: '{path}': {exc}") from None
     return result

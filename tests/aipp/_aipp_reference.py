@@ -32,6 +32,7 @@ class Aipp:
     mean: tuple[int, ...] = (0, 0, 0, 0)
     min: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
     var_reci: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
+    resize: tuple[int, int] | None = None  # output w, h (dynamic AIPP only)
     padding: tuple[int, int, int, int] | None = None  # top, bottom, left, right
     padding_value: float = 0.0
     extra: dict[str, object] = field(default_factory=dict)
@@ -108,6 +109,9 @@ def reference(cfg: Aipp, raw: np.ndarray, *, channels: int, dtype: str, layout: 
     if cfg.crop:
         sw, sh, cw, ch = cfg.crop
         x = x[:, sh : sh + ch, sw : sw + cw, :]
+    # 2b. resize (dynamic AIPP's scf): bilinear, half-pixel centres, rounded half to even
+    if cfg.resize:
+        x = bilinear(x, cfg.resize[1], cfg.resize[0])
     # 3. CSC, 8 fractional bits
     if cfg.matrix is not None:
         m = np.array(cfg.matrix, dtype=np.int64)
@@ -135,3 +139,22 @@ def reference(cfg: Aipp, raw: np.ndarray, *, channels: int, dtype: str, layout: 
     if layout == "NCHW":
         y = y.transpose(0, 3, 1, 2)
     return y.astype(dtype)
+
+
+def bilinear(x: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """[N, H, W, C] integers -> [N, out_h, out_w, C]: OpenCV's INTER_LINEAR geometry (sample centres
+    at i + 0.5, source coordinate clamped to the image), rounded half to even (int64)."""
+
+    def taps(out: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        src = np.clip((np.arange(out) + 0.5) * size / out - 0.5, 0, size - 1)
+        low = np.floor(src).astype(np.int64)
+        return low, np.minimum(low + 1, size - 1), src - low
+
+    y0, y1, fy = taps(out_h, x.shape[1])
+    x0, x1, fx = taps(out_w, x.shape[2])
+    v = x.astype(np.float64)
+    fx = fx[None, None, :, None]
+    top = v[:, y0][:, :, x0] * (1 - fx) + v[:, y0][:, :, x1] * fx
+    bottom = v[:, y1][:, :, x0] * (1 - fx) + v[:, y1][:, :, x1] * fx
+    fy = fy[None, :, None, None]
+    return np.round(top * (1 - fy) + bottom * fy).astype(np.int64)
