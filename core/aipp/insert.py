@@ -1,12 +1,14 @@
 """Compiling AIPP into the model: the raw-image input replaces the model input (spec 2.3-2.7).
 
 Static AIPP, in ATC's order, on NHWC pixels: the format plugin decodes the raw bytes; channel
-swap (``ax_swap`` moves channel 0 last, then ``rbuv_swap`` exchanges R/B or U/V); crop; CSC in
-int32 fixed point (``(sum(m * (in - input_bias)) >> 8)`` for YUV formats, ``(sum(m * in) >> 8) +
-output_bias`` for RGB formats; ``>> 8`` is a floor, the result is clamped to [0, 255]);
-normalization ``(in - mean_chn - min_chn) * var_reci_chn`` in float32 (skipped for a uint8 model
-input, as ATC does); padding with ``padding_value``; then the model's layout and dtype. The new
-input is uint8 NHWC of the source image size.
+swap (``ax_swap`` moves channel 0 last, then ``rbuv_swap`` exchanges R/B or U/V); crop; CSC with
+8 fractional bits (``(sum(m * (in - input_bias)) >> 8)`` for YUV formats, ``(sum(m * in) >> 8) +
+output_bias`` for RGB formats; ``>> 8`` is a floor, the result is clamped to [0, 255]), computed
+exactly in float32 (Conv, or ConvTranspose for semi-planar YUV, then QuantizeLinear) when
+:func:`float_exact` proves it and in int32 otherwise; normalization ``(in - mean_chn - min_chn) *
+var_reci_chn`` in float32 (skipped for a uint8 model input, as ATC does); padding with
+``padding_value``; then the model's layout and dtype. The new input is uint8 NHWC of the source
+image size. Blocks with ``input_edge_idx`` give each consumer of one input its own chain.
 """
 
 from __future__ import annotations
