@@ -331,7 +331,12 @@ def _build_static(
         raw = ir.Value(name=name, shape=shape, type=ir.TensorType(ir.DataType.UINT8))
     b = AippBuilder(f"aipp/{name}" + (f"/{suffix}" if suffix else ""), image.n, h, w)
     x, cut = _crop_raw(b, raw, config, fmt)
-    affine = csc_affine(config, fmt, image.c) if config.csc_switch else None
+    affine = None
+    if config.csc_switch:
+        affine = csc_affine(config, fmt, image.c)
+    elif fmt.semi_planar is not None:  # no CSC: the identity map still decodes in one ConvTranspose
+        identity = replace(config, matrix=_IDENTITY, input_bias=(0, 0, 0), output_bias=(0, 0, 0))
+        affine = csc_affine(identity, fmt, image.c)
     if affine is not None and not float_exact(*affine):
         logger.info("AIPP CSC of '%s': matrix too large for exact float32 sums, int32 fixed point used", name)
         affine = None
@@ -367,6 +372,7 @@ def _build_static(
 #: bits): below it every partial sum of S / 256 - 127.5 / 256 is a multiple of 2^-9 below 2^14
 #: in magnitude, which float32 (24-bit significand) holds exactly, in any summation order.
 FLOAT_EXACT_LIMIT = 1 << 22
+_IDENTITY = ((256, 0, 0), (0, 256, 0), (0, 0, 256))
 
 
 def csc_affine(config: AippConfig, fmt: AippFormat, out_channels: int) -> tuple[np.ndarray, np.ndarray]:
