@@ -359,10 +359,14 @@ def _build_static(
                 x = b.op("Cast", x, to=ir.DataType.UINT8)
             if image.c < fmt.channels:
                 x = b.op("Slice", x, b.dims(0), b.dims(image.c), b.dims(1))
-    x = _normalize(b, x, config, image)
+    nhwc = image.layout == "NHWC"
+    if nhwc:  # the model's layout on the uint8 pixels (a quarter of the bytes of float32)
+        x = b.op("Transpose", x, perm=[0, 2, 3, 1])
+    x = _normalize(b, x, config, image, axis=3 if nhwc else 1)
     if config.padding:
-        pads = [0, 0, config.top_padding_size, config.left_padding_size]
-        pads += [0, 0, config.bottom_padding_size, config.right_padding_size]
+        top, left = config.top_padding_size, config.left_padding_size
+        bottom, right = config.bottom_padding_size, config.right_padding_size
+        pads = [0, top, left, 0, 0, bottom, right, 0] if nhwc else [0, 0, top, left, 0, 0, bottom, right]
         pad_value = np.array(config.padding_value, dtype=np.uint8 if image.dtype == "uint8" else np.float32)
         x = b.op("Pad", x, b.dims(*pads), b.const(pad_value))
     return raw, _to_model(b, x, image), b.nodes, []
@@ -538,8 +542,9 @@ def csc(
     return y
 
 
-def _normalize(b: AippBuilder, x: ir.Value, config: AippConfig, image: ModelImage) -> ir.Value:
-    """uint8 [N, C, H, W] -> ``(x - mean - min) * var_reci`` in float32; a uint8 model input gets the pixels.
+def _normalize(b: AippBuilder, x: ir.Value, config: AippConfig, image: ModelImage, axis: int = 1) -> ir.Value:
+    """uint8 pixels (channels on ``axis``) -> ``(x - mean - min) * var_reci`` in float32; a uint8
+    model input gets the pixels.
 
     One DequantizeLinear per channel computes ``(x - zero_point) * var_reci`` with the integer
     part of ``mean + min`` as the zero point; an Add subtracts ``fraction * var_reci`` when the
@@ -552,16 +557,16 @@ def _normalize(b: AippBuilder, x: ir.Value, config: AippConfig, image: ModelImag
     mul = np.array(config.var_reci_chn[:c], np.float32)
     zero = np.clip(np.floor(sub), 0, 255)
     rest = sub - zero
-    x = b.op("DequantizeLinear", x, b.const(mul), b.const(zero.astype(np.uint8)), axis=1)
+    x = b.op("DequantizeLinear", x, b.const(mul), b.const(zero.astype(np.uint8)), axis=axis)
     if rest.any():
-        x = b.op("Add", x, b.const((-rest * mul.astype(np.float64)).astype(np.float32).reshape(1, c, 1, 1)))
+        shape = [1, 1, 1, 1]
+        shape[axis] = c
+        x = b.op("Add", x, b.const((-rest * mul.astype(np.float64)).astype(np.float32).reshape(shape)))
     return x
 
 
 def _to_model(b: AippBuilder, x: ir.Value, image: ModelImage) -> ir.Value:
-    """[N, C, H, W] -> the model input's layout and dtype."""
-    if image.layout == "NHWC":
-        x = b.op("Transpose", x, perm=[0, 2, 3, 1])
+    """The model input's dtype (the layout is already the model's)."""
     if image.dtype in ("float16", "float64"):
         x = b.op("Cast", x, to=ir.DataType.from_numpy(np.dtype(image.dtype)))
     return x
