@@ -14,7 +14,7 @@ Parameter vector layout: ``[0]`` format code, ``[1:3]`` src w, h, ``[3:7]`` chan
 matrix, ``[20:23]`` bias added after it; then 20 values per batch image: ``[0:4]`` subtracted
 (mean + min), ``[4:8]`` multipliers (var_reci), ``[8:10]`` crop start h, w, ``[10:12]`` crop end
 h, w, ``[12:14]`` resize output h, w (the crop size when resize is off), ``[14:16]`` padding
-top, left, ``[16:18]`` padding bottom, right, ``[18:20]`` reserved.
+top, left, ``[16:18]`` padding bottom, right, ``[18]`` resize switch, ``[19]`` reserved.
 
 Each batch image has its own crop, resize and padding (ATC's ``batchIdx`` calls): the graph
 unrolls the batch (N is fixed per gear). Resize (``scf``) is bilinear with half-pixel centres
@@ -362,7 +362,7 @@ def _geometry(
     if (total_h, total_w) != (h, w):
         what = "crop, resize and padding" if g.resize else "crop and padding"
         raise _bad(name, f"{who}{what} give {total_h}x{total_w} (H x W), the model input is {h}x{w}")
-    return [start_h, start_w, start_h + size_h, start_w + size_w, out_h, out_w, *pads, 0, 0]
+    return [start_h, start_w, start_h + size_h, start_w + size_w, out_h, out_w, *pads, int(g.resize), 0]
 
 
 def aipp_feeds(
@@ -440,12 +440,7 @@ def build_dynamic(
 
         xi = x if image.n == 1 else b.op("Slice", x, b.dims(i), b.dims(i + 1), b.dims(0))
         xi = b.op("Slice", xi, own(8, 10, ir.DataType.INT64), own(10, 12, ir.DataType.INT64), b.dims(2, 3))
-        sizes = b.op("Concat", b.dims(1, 4), own(12, 14, ir.DataType.INT64), axis=0)
-        xi = b.op("Cast", xi, to=ir.DataType.FLOAT)
-        xi = b.op("Resize", xi, None, None, sizes, mode="linear", coordinate_transformation_mode="half_pixel")
-        xi = b.op("Round", xi)
-        b.nodes[-1].metadata_props["openatc.keep_fp32"] = "aipp resize rounding"
-        xi = b.op("Cast", xi, to=ir.DataType.INT32)
+        xi = _resize(b, xi, own(12, 14, ir.DataType.INT64), own(18, 19), i)
         xi = _csc(b, xi, matrix, pre, post)
         xi = b.op("Slice", xi, b.dims(0), b.dims(image.c), b.dims(1))
         if image.dtype == "uint8":
@@ -464,6 +459,26 @@ def build_dynamic(
     if image.dtype in ("float16", "float64"):
         x = b.op("Cast", x, to=ir.DataType.from_numpy(np.dtype(image.dtype)))
     return raw, x, b.nodes, [params]
+
+
+def _resize(b: AippBuilder, x: ir.Value, size: ir.Value, switch: ir.Value, i: int) -> ir.Value:
+    """int32 [1, 4, h, w] -> [1, 4, size]: bilinear (half-pixel), rounded half to even; an If skips
+    it when the image's resize switch is off."""
+    then_b = AippBuilder(f"{b.prefix}/resize{i}", 1, 0, 0)
+    sizes = then_b.op("Concat", then_b.dims(1, 4), size, axis=0)
+    y = then_b.op("Cast", x, to=ir.DataType.FLOAT)
+    y = then_b.op("Resize", y, None, None, sizes, mode="linear", coordinate_transformation_mode="half_pixel")
+    y = then_b.op("Round", y)
+    then_b.nodes[-1].metadata_props["openatc.keep_fp32"] = "aipp resize rounding"
+    y = then_b.op("Cast", y, to=ir.DataType.INT32)
+    else_b = AippBuilder(f"{b.prefix}/no_resize{i}", 1, 0, 0)
+    same = else_b.op("Identity", x)
+    cond = b.op("Reshape", b.op("Greater", switch, b.const(np.array([0.5], np.float32))), b.dims())
+    then_graph = ir.Graph([], [y], nodes=then_b.nodes, name=f"{then_b.prefix}/then")
+    else_graph = ir.Graph([], [same], nodes=else_b.nodes, name=f"{else_b.prefix}/else")
+    out = b.op("If", cond, then_branch=then_graph, else_branch=else_graph)
+    out.dtype = ir.DataType.INT32
+    return out
 
 
 def _csc(b: AippBuilder, x: ir.Value, matrix: ir.Value, pre: ir.Value, post: ir.Value) -> ir.Value:
