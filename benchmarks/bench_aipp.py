@@ -10,7 +10,9 @@ the raw bytes to the logits, interleaved run by run; the table shows median and 
 ratio AIPP / host, and the cosine between the two results.
 
 Scenarios: ``nv12_224`` (a 224 x 224 NV12 frame), ``nv12_1080p_crop`` (a 1920 x 1080 frame, the
-centre 224 x 224 cropped: AIPP's crop; the host crops the NV12 planes before converting).
+centre 224 x 224 cropped: AIPP's crop; the host crops the NV12 planes before converting),
+``rgb_256_crop`` (a 256 x 256 RGB888 image, centre 224 x 224 crop, ImageNet normalization, no
+CSC: ModelZoo-PyTorch's ResNet-50 configuration; the host slices and normalizes with numpy).
 
 Usage::
 
@@ -80,6 +82,23 @@ def nv12(height: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([i420[:height], uv]))
 
 
+def rgb_config() -> str:
+    return (
+        "aipp_op { aipp_mode: static input_format: RGB888_U8 src_image_size_w: 256 src_image_size_h: 256"
+        " crop: true load_start_pos_h: 16 load_start_pos_w: 16 crop_size_w: 224 crop_size_h: 224"
+        " min_chn_0: 123.675 min_chn_1: 116.28 min_chn_2: 103.53 var_reci_chn_0: 0.0171247538316637"
+        " var_reci_chn_1: 0.0175070028011204 var_reci_chn_2: 0.0174291938997821 }"
+    )
+
+
+def rgb_host_path(session: ort.InferenceSession) -> Callable[[np.ndarray], np.ndarray]:
+    def run(image: np.ndarray) -> np.ndarray:
+        x = ((image[16:240, 16:240].astype(np.float32) - MEAN) * SCALE).transpose(2, 0, 1)[None]
+        return session.run(None, {"x": np.ascontiguousarray(x)})[0]
+
+    return run
+
+
 def config(src_h: int, src_w: int) -> str:
     crop = ""
     if (src_h, src_w) != (SIZE, SIZE):
@@ -126,18 +145,22 @@ def interleaved(fns: Sequence[Callable[[], object]], runs: int, warmup: int) -> 
 def bench(name: str, src_h: int, src_w: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     model = classifier(tmp / "classifier.onnx")
     conf = tmp / f"{name}.cfg"
-    conf.write_text(config(src_h, src_w))
+    rgb = name.startswith("rgb")
+    conf.write_text(rgb_config() if rgb else config(src_h, src_w))
     om = openatc.build(
         model=str(model), framework=5, output=str(tmp / name), soc_version="cpu", insert_op_conf=str(conf)
     )
     frame = nv12(src_h, src_w)
+    if rgb:  # packed RGB888 bytes of the photo
+        frame = cv2.resize(skimage_data.chelsea(), (src_w, src_h), interpolation=cv2.INTER_AREA)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = args.threads
-    host = host_path(ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"]), src_h, src_w)
+    original = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    host = rgb_host_path(original) if rgb else host_path(original, src_h, src_w)
     backend_options = {"intra_op_num_threads": args.threads} if args.threads else {}
     with openatc.Session(om, backend_options=backend_options) as sess:
-        feeds = {"x": frame[None, :, :, None]}
+        feeds = {"x": frame[None] if rgb else frame[None, :, :, None]}
 
         def aipp() -> np.ndarray:
             return sess.run(feeds)["logits"]
@@ -148,7 +171,7 @@ def bench(name: str, src_h: int, src_w: int, args: argparse.Namespace, tmp: Path
     med_a, med_h = float(np.median(t_aipp)), float(np.median(t_host))
     return {
         "scenario": name,
-        "frame": f"{src_w}x{src_h} NV12",
+        "frame": f"{src_w}x{src_h} {'RGB' if rgb else 'NV12'}",
         "aipp_ms": {"median": med_a, "p99": float(np.percentile(t_aipp, 99))},
         "host_ms": {"median": med_h, "p99": float(np.percentile(t_host, 99))},
         "ratio_aipp_over_host": med_a / med_h,
@@ -171,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = [
             bench("nv12_224", SIZE, SIZE, args, Path(tmp)),
             bench("nv12_1080p_crop", 1080, 1920, args, Path(tmp)),
+            bench("rgb_256_crop", 256, 256, args, Path(tmp)),
         ]
     print(
         f"{'scenario':<18} {'frame':<16} {'AIPP ms (med/p99)':>18} {'host ms (med/p99)':>18}"
