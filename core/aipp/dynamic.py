@@ -11,7 +11,9 @@ matrix x 256, zero biases, full-image crop, zero padding).
 
 Parameter vector layout: ``[0]`` format code, ``[1:3]`` src w, h, ``[3:7]`` channel permutation,
 ``[7]`` padding value, ``[8:17]`` CSC matrix (row-major), ``[17:20]`` bias subtracted before the
-matrix, ``[20:23]`` bias added after it; then 20 values per batch image: ``[0:4]`` subtracted
+matrix, ``[20:23]`` bias added after it, ``[23]`` 1 when the CSC may run in float32 (the bound of
+static AIPP, :func:`openatc.aipp.insert.float_exact`, holds for this matrix), else 0 (int32 ops);
+then 20 values per batch image: ``[0:4]`` subtracted
 (mean + min), ``[4:8]`` multipliers (var_reci), ``[8:10]`` crop start h, w, ``[10:12]`` crop end
 h, w, ``[12:14]`` resize output h, w (the crop size when resize is off), ``[14:16]`` padding
 top, left, ``[16:18]`` padding bottom, right, ``[18]`` resize switch, ``[19]`` reserved.
@@ -49,7 +51,7 @@ __all__ = [
 
 #: Runtime formats of dynamic AIPP and their aclAippInputFormat codes.
 DYNAMIC_FORMATS = {"YUV420SP_U8": 1, "XRGB8888_U8": 2, "RGB888_U8": 3, "YUV400_U8": 4}
-PARAMS_FIXED = 23
+PARAMS_FIXED = 24
 _PER_BATCH = 20
 _OFFSET = 256 << 17
 
@@ -321,7 +323,10 @@ def pack_params(name: str, params: AippParams, info: Mapping[str, Any], image_sh
     _check_range(name, "var_reci_chn", var, -65504, 65504)
     limit = (0, 255) if model["dtype"] == "uint8" else (-65504, 65504)
     _check_range(name, "padding_value", params.padding_value, *limit)
-    head = [DYNAMIC_FORMATS[fmt], sw, sh, *perm, params.padding_value, *matrix.ravel(), *pre, *post]
+    from openatc.aipp.insert import float_exact
+
+    exact = float_exact(matrix, 256 * np.array(post, np.int64) - matrix @ np.array(pre, np.int64))
+    head = [DYNAMIC_FORMATS[fmt], sw, sh, *perm, params.padding_value, *matrix.ravel(), *pre, *post, int(exact)]
     batch = np.concatenate([mean + low, var, np.array(geometry, np.float64)], axis=1).ravel()
     return np.concatenate([np.array(head, np.float64), batch]).astype(np.float32)
 
@@ -423,11 +428,12 @@ def build_dynamic(
     fmt = take(0, 1, ir.DataType.INT64)
     w, h = take(1, 2, ir.DataType.INT64), take(2, 3, ir.DataType.INT64)
     x = _decode_chain(b, raw, fmt, (h, w), formats, list(DYNAMIC_FORMATS.items()))
-    x = b.op("Transpose", x, perm=[0, 3, 1, 2])  # channel-first: per-channel ops broadcast over planes
     x = b.op("Gather", x, take(3, 7, ir.DataType.INT64), axis=1)
     matrix = b.op("Reshape", take(8, 17, ir.DataType.INT32), b.dims(3, 3))
     pre = b.op("Reshape", take(17, 20, ir.DataType.INT32), b.dims(1, 3, 1, 1))
     post = b.op("Reshape", take(20, 23, ir.DataType.INT32), b.dims(1, 3, 1))
+    conv_w, conv_b = _float_csc_params(b, take(8, 17), take(17, 20), take(20, 23))
+    use_float = b.op("Reshape", b.op("Greater", take(23, 24), b.const(np.array([0.5], np.float32))), b.dims())
     pad_value = b.op("Reshape", take(7, 8), b.dims())
     if image.dtype == "uint8":
         pad_value = b.op("Cast", pad_value, to=ir.DataType.UINT8)
@@ -441,11 +447,9 @@ def build_dynamic(
         xi = x if image.n == 1 else b.op("Slice", x, b.dims(i), b.dims(i + 1), b.dims(0))
         xi = b.op("Slice", xi, own(8, 10, ir.DataType.INT64), own(10, 12, ir.DataType.INT64), b.dims(2, 3))
         xi = _resize(b, xi, own(12, 14, ir.DataType.INT64), own(18, 19), i)
-        xi = _csc(b, xi, matrix, pre, post)
+        xi = _csc(b, xi, (matrix, pre, post), (conv_w, conv_b), use_float, i)
         xi = b.op("Slice", xi, b.dims(0), b.dims(image.c), b.dims(1))
-        if image.dtype == "uint8":
-            xi = b.op("Cast", xi, to=ir.DataType.UINT8)
-        else:
+        if image.dtype != "uint8":
             xi = b.op("Cast", xi, to=ir.DataType.FLOAT)
             xi = b.op("Sub", xi, b.op("Reshape", own(0, image.c), b.dims(1, image.c, 1, 1)))
             xi = b.op("Mul", xi, b.op("Reshape", own(4, 4 + image.c), b.dims(1, image.c, 1, 1)))
@@ -462,8 +466,8 @@ def build_dynamic(
 
 
 def _resize(b: AippBuilder, x: ir.Value, size: ir.Value, switch: ir.Value, i: int) -> ir.Value:
-    """int32 [1, 4, h, w] -> [1, 4, size]: bilinear (half-pixel), rounded half to even; an If skips
-    it when the image's resize switch is off."""
+    """uint8 [1, 4, h, w] -> int32 [1, 4, size]: bilinear (half-pixel), rounded half to even; an
+    If skips it when the image's resize switch is off."""
     then_b = AippBuilder(f"{b.prefix}/resize{i}", 1, 0, 0)
     sizes = then_b.op("Concat", then_b.dims(1, 4), size, axis=0)
     y = then_b.op("Cast", x, to=ir.DataType.FLOAT)
@@ -472,7 +476,7 @@ def _resize(b: AippBuilder, x: ir.Value, size: ir.Value, switch: ir.Value, i: in
     then_b.nodes[-1].metadata_props["openatc.keep_fp32"] = "aipp resize rounding"
     y = then_b.op("Cast", y, to=ir.DataType.INT32)
     else_b = AippBuilder(f"{b.prefix}/no_resize{i}", 1, 0, 0)
-    same = else_b.op("Identity", x)
+    same = else_b.op("Cast", x, to=ir.DataType.INT32)
     cond = b.op("Reshape", b.op("Greater", switch, b.const(np.array([0.5], np.float32))), b.dims())
     then_graph = ir.Graph([], [y], nodes=then_b.nodes, name=f"{then_b.prefix}/then")
     else_graph = ir.Graph([], [same], nodes=else_b.nodes, name=f"{else_b.prefix}/else")
@@ -481,15 +485,49 @@ def _resize(b: AippBuilder, x: ir.Value, size: ir.Value, switch: ir.Value, i: in
     return out
 
 
-def _csc(b: AippBuilder, x: ir.Value, matrix: ir.Value, pre: ir.Value, post: ir.Value) -> ir.Value:
-    """int32 [1, 4, h, w] -> CSC of channels 0..2 (fixed point, as static AIPP's int32 path); channel 3 kept."""
-    colours = b.op("Slice", x, b.dims(0), b.dims(3), b.dims(1))
-    flat = b.op("Reshape", b.op("Sub", colours, pre), b.dims(1, 3, -1))
-    y = b.op("Div", b.op("Add", b.op("MatMul", matrix, flat), b.const(np.int32(_OFFSET))), b.const(np.int32(256)))
-    y = b.op("Add", b.op("Sub", y, b.const(np.int32(_OFFSET // 256))), post)
-    y = b.op("Clip", y, b.const(np.int32(0)), b.const(np.int32(255)))
-    y = b.op("Reshape", y, b.op("Shape", colours))
-    return b.op("Concat", y, b.op("Slice", x, b.dims(3), b.dims(4), b.dims(1)), axis=1)
+def _float_csc_params(b: AippBuilder, matrix: ir.Value, pre: ir.Value, post: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """The 1 x 1 Conv of static AIPP's float32 CSC from the runtime matrix and biases (float32
+    params, integers): weights ``[m / 256, 0; 0, 0, 0, 1]`` [4, 4, 1, 1] (channel 3 passes) and
+    bias ``((256 * post - m @ pre) - 127.5) / 256``, then 127.5 / 256 below 0 for channel 3;
+    every value exact in float32 (integers below 2^24 scaled by powers of two)."""
+    m = b.op("Reshape", matrix, b.dims(3, 3))
+    w3 = b.op("Concat", b.op("Mul", m, b.const(np.float32(1 / 256))), b.const(np.zeros((3, 1), np.float32)), axis=1)
+    w = b.op("Concat", w3, b.const(np.array([[0, 0, 0, 1]], np.float32)), axis=0)
+    c = b.op("Sub", b.op("Mul", post, b.const(np.float32(256))), b.op("MatMul", m, pre))
+    c = b.op("Mul", b.op("Sub", c, b.const(np.float32(127.5))), b.const(np.float32(1 / 256)))
+    c = b.op("Concat", c, b.const(np.array([-127.5 / 256], np.float32)), axis=0)
+    return b.op("Reshape", w, b.dims(4, 4, 1, 1)), c
+
+
+def _csc(
+    b: AippBuilder,
+    x: ir.Value,
+    fixed: tuple[ir.Value, ir.Value, ir.Value],
+    conv: tuple[ir.Value, ir.Value],
+    use_float: ir.Value,
+    i: int,
+) -> ir.Value:
+    """int32 [1, 4, h, w] -> uint8: CSC of channels 0..2, channel 3 kept. An If picks the float32
+    Conv + QuantizeLinear (when the packed flag says it is exact) or the int32 fixed-point ops."""
+    then_b = AippBuilder(f"{b.prefix}/csc_float{i}", 1, 0, 0)
+    t = then_b.op("Conv", then_b.op("Cast", x, to=ir.DataType.FLOAT), *conv)
+    fast = then_b.op("QuantizeLinear", t, then_b.const(np.float32(1.0)), then_b.const(np.uint8(0)))
+    else_b = AippBuilder(f"{b.prefix}/csc_int{i}", 1, 0, 0)
+    matrix, pre, post = fixed
+    colours = else_b.op("Slice", x, else_b.dims(0), else_b.dims(3), else_b.dims(1))
+    flat = else_b.op("Reshape", else_b.op("Sub", colours, pre), else_b.dims(1, 3, -1))
+    y = else_b.op("MatMul", matrix, flat)
+    y = else_b.op("Div", else_b.op("Add", y, else_b.const(np.int32(_OFFSET))), else_b.const(np.int32(256)))
+    y = else_b.op("Add", else_b.op("Sub", y, else_b.const(np.int32(_OFFSET // 256))), post)
+    y = else_b.op("Clip", y, else_b.const(np.int32(0)), else_b.const(np.int32(255)))
+    y = else_b.op("Reshape", y, else_b.op("Shape", colours))
+    y = else_b.op("Concat", y, else_b.op("Slice", x, else_b.dims(3), else_b.dims(4), else_b.dims(1)), axis=1)
+    slow = else_b.op("Cast", y, to=ir.DataType.UINT8)
+    then_graph = ir.Graph([], [fast], nodes=then_b.nodes, name=f"{then_b.prefix}/then")
+    else_graph = ir.Graph([], [slow], nodes=else_b.nodes, name=f"{else_b.prefix}/else")
+    out = b.op("If", use_float, then_branch=then_graph, else_branch=else_graph)
+    out.dtype = ir.DataType.UINT8
+    return out
 
 
 def _decode_chain(
@@ -500,7 +538,7 @@ def _decode_chain(
     formats: Mapping[str, AippFormat],
     remaining: list[tuple[str, int]],
 ) -> ir.Value:
-    """Nested If nodes that decode with the format whose code equals ``fmt``: int32 [N, H, W, 4]."""
+    """Nested If nodes that decode with the format whose code equals ``fmt``: uint8 [N, 4, H, W]."""
     (fmt_name, code), rest = remaining[0], remaining[1:]
     then_b = AippBuilder(f"{b.prefix}/{fmt_name}", b.batch, *sizes)
     then_out = _decode(then_b, raw, formats, fmt_name)
@@ -513,7 +551,7 @@ def _decode_chain(
     then_graph = ir.Graph([], [then_out], nodes=then_b.nodes, name=f"{then_b.prefix}/then")
     else_graph = ir.Graph([], [else_out], nodes=else_b.nodes, name=f"{else_b.prefix}/else")
     out = b.op("If", cond, then_branch=then_graph, else_branch=else_graph)
-    out.dtype = ir.DataType.INT32
+    out.dtype = ir.DataType.UINT8
     return out
 
 
@@ -523,12 +561,17 @@ def _decode(b: AippBuilder, raw: ir.Value, formats: Mapping[str, AippFormat], fm
         raise OpenATCError(
             "E10052", f"dynamic AIPP needs the AIPP-format plugin for {fmt_name}, which is not installed"
         )
-    x = b.op("Cast", record.build(b, raw), to=ir.DataType.INT32)
+    # channel-first (per-channel ops broadcast over planes), then zero channels up to 4; uint8
+    # until the crop (the int32 cast of the CSC waits for it)
+    if record.semi_planar is not None:  # one exact ConvTranspose with the identity map (static AIPP's)
+        from openatc.aipp.insert import _semi_planar_csc
+
+        identity = np.eye(4, 3, dtype=np.int64) * 256  # a fourth, zero channel
+        return _semi_planar_csc(b, raw, record.semi_planar, identity, np.zeros(4, np.int64))
+    x = b.op("Transpose", record.build(b, raw), perm=[0, 3, 1, 2])
     if record.channels < 4:
-        first = b.op("Slice", x, b.dims(0), b.dims(1), b.dims(3))
-        zeros = b.op("Sub", first, first)
-        x = b.op("Concat", x, *([zeros] * (4 - record.channels)), axis=3)
-    x.dtype = ir.DataType.INT32
+        x = b.op("Pad", x, b.dims(0, 0, 0, 0, 0, 4 - record.channels, 0, 0))
+    x.dtype = ir.DataType.UINT8
     return x
 
 

@@ -454,17 +454,16 @@ def _semi_planar_csc(
     chroma upsampling (replication) and the colour matrix together.
     """
     rows, cols = block
-    n, h, w = b.batch, b.height, b.width
-    assert isinstance(h, int) and isinstance(w, int)
-    hs, ws = h // rows, w // cols
+    n, h, w = b.batch, b.height, b.width  # h, w: ints, or runtime values (dynamic AIPP)
+    hs, ws = b.div(h, rows), b.div(w, cols)
     y = b.op("Slice", raw, b.dims(0), b.dims(h), b.dims(1))
     # [N, hs, rows, ws, cols] -> [N, rows, cols, hs, ws] as two transposes that each move one axis
     # (ONNX Runtime's fast case; the 5-D permutation at once is several times slower)
     if rows > 1:
         y = b.op("Transpose", b.op("Reshape", y, b.dims(n, hs, rows, w)), perm=[0, 2, 1, 3])
-    y = b.op("Transpose", b.op("Reshape", y, b.dims(n * rows, hs * ws, cols)), perm=[0, 2, 1])
+    y = b.op("Transpose", b.op("Reshape", y, b.dims(n * rows, -1, cols)), perm=[0, 2, 1])
     y = b.op("Reshape", y, b.dims(n, rows * cols, hs, ws))
-    uv = b.op("Slice", raw, b.dims(h), b.dims(h + hs), b.dims(1))
+    uv = b.op("Slice", raw, b.dims(h), b.dims(b.add(h, hs)), b.dims(1))
     uv = b.op("Transpose", b.op("Reshape", uv, b.dims(n, hs, ws, 2)), perm=[0, 3, 1, 2])
     x = b.op("Cast", b.op("Concat", y, uv, axis=1), to=ir.DataType.FLOAT)
     w_f, c_f = _float_params(weight, bias)

@@ -444,3 +444,27 @@ def test_atc_packed_buffer_with_per_image_crops(dynamic_om: Path) -> None:
             sess.run({"x": raw}, aipp={"x": _atc_buffer(means, scf=(10, 6, 16, 16))})
     assert info.value.code == "E40012" and "scfInputSize 10x6" in info.value.message
     assert "crop size 8x6" in info.value.message
+
+
+@pytest.mark.parametrize("fmt", ["YUV420SP_U8", "RGB888_U8", "XRGB8888_U8"])
+@pytest.mark.parametrize("wild", [False, True])
+def test_csc_float_and_int32_paths_are_exact(resize_om: Path, fmt: str, wild: bool) -> None:
+    """The packed flag picks the float32 Conv (standard matrices) or the int32 ops (beyond the bound)."""
+    matrix = (
+        [[-32677, 20000, 1], [300, -700, 32676], [-5, 7, -9]]
+        if wild
+        else [[298, 0, 409], [298, -100, -208], [298, 516, 0]]
+    )
+    raw = _image(fmt, 16, 20, seed=21)
+    params = AippParams(
+        fmt, 20, 16, csc_switch=True, matrix=tuple(tuple(r) for r in matrix), input_bias=(16, 128, 128),
+        output_bias=(16, 128, 128), rbuv_swap_switch=True, ax_swap_switch=fmt == "XRGB8888_U8",
+    )  # fmt: skip
+    from openatc.aipp.dynamic import pack_params
+
+    with openatc.Session(resize_om) as sess:
+        vector = pack_params("x", params, sess.inputs[0].aipp, raw.shape)
+        assert vector[23] == (0.0 if wild else 1.0)
+        got = sess.run({"x": raw}, aipp={"x": params})["y"]
+    cfg = Aipp(fmt, 20, 16, rbuv_swap=True, ax_swap=fmt == "XRGB8888_U8", matrix=matrix)
+    np.testing.assert_array_equal(got, reference(cfg, raw, channels=3, dtype="uint8", layout="NCHW"))
