@@ -277,8 +277,12 @@ def _edges(graph: ir.Graph, value: ir.Value, group: Sequence[AippConfig]) -> lis
     order = {node: i for i, node in enumerate(graph)}
     edges = sorted(((u.node, u.idx) for u in value.uses() if u.node in order), key=lambda e: (order[e[0]], e[1]))
     described = ", ".join(f"{i}: {n.name or n.op_type} input {slot}" for i, (n, slot) in enumerate(edges))
-    if value in graph.outputs:
-        raise _bad(where, f"input '{value.name}' is also a graph output; input_edge_idx needs op consumers only")
+    if value in graph.outputs or any(u.node not in order for u in value.uses()):
+        raise _bad(
+            where,
+            f"input '{value.name}' is also a graph output or read inside a subgraph; input_edge_idx needs "
+            "consumers in the main graph only",
+        )
     for config in group:
         if (config.input_edge_idx or 0) >= len(edges):
             raise _bad(
