@@ -199,6 +199,7 @@ def _load_capi(model: onnx.ModelProto, ctx: LoadContext, names: Sequence[str], t
             prepacked=container,
             static_outputs=_static_outputs(model),
         )
+        ort_capi.release_free_memory()  # each session packs the weights, then drops the duplicate
     except ort_capi.CApiError as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown error"
         raise OpenATCError(

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CApiSession", "PrepackedWeights", "available"]
+__all__ = ["CApiError", "CApiSession", "PrepackedWeights", "available", "release_free_memory"]
 
 API_VERSION = 8
 #: Index of each function used in the ``OrtApi`` struct (stable: the struct only grows).
@@ -179,6 +179,29 @@ def _api() -> _Api | None:
         return _Api(library)
     except (OSError, AttributeError, CApiError):
         return None
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    try:
+        libc = ctypes.CDLL(None)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+def release_free_memory() -> None:
+    """Hands freed heap memory back to the OS (glibc's ``malloc_trim``; nothing elsewhere).
+
+    A session sharing a prepacked container still packs each weight itself and then frees its
+    copy when the container already holds an identical one; glibc keeps such freed blocks in the
+    process unless asked to return them.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def available() -> bool:
