@@ -48,7 +48,10 @@ _INDEX = {
     "ReleaseTensorTypeAndShapeInfo": 99,
     "ReleaseSessionOptions": 100,
     "AddSessionConfigEntry": 130,
+    "CreateAndRegisterAllocator": 144,
     "AddInitializer": 150,
+    "CreateArenaCfg": 156,
+    "ReleaseArenaCfg": 157,
     "CreatePrepackedWeightsContainer": 166,
     "ReleasePrepackedWeightsContainer": 167,
     "CreateSessionFromArrayWithPrepackedWeightsContainer": 169,
@@ -99,6 +102,9 @@ _SIGNATURES: dict[str, tuple[Any, ...]] = {
     "ReleaseSessionOptions": (None, _P),
     "AddSessionConfigEntry": (_STATUS, _P, ctypes.c_char_p, ctypes.c_char_p),
     "AddInitializer": (_STATUS, _P, ctypes.c_char_p, _P),
+    "CreateAndRegisterAllocator": (_STATUS, _P, _P, _P),
+    "CreateArenaCfg": (_STATUS, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, _PP),
+    "ReleaseArenaCfg": (None, _P),
     "CreatePrepackedWeightsContainer": (_STATUS, _PP),
     "ReleasePrepackedWeightsContainer": (None, _P),
     "CreateSessionFromArrayWithPrepackedWeightsContainer": (_STATUS, _P, _P, ctypes.c_size_t, _P, _P, _PP),
@@ -153,6 +159,15 @@ class _Api:
         info = ctypes.c_void_p()
         self.check(self.CreateCpuMemoryInfo(_ARENA_ALLOCATOR, _MEM_DEFAULT, ctypes.byref(info)))
         self.cpu_info = info
+        # One CPU arena in this environment, grown by what is requested (kSameAsRequested): sessions
+        # created with "session.use_env_allocators" take their activations from it, so gears loaded
+        # together do not each keep their own peak.
+        arena = ctypes.c_void_p()
+        self.check(self.CreateArenaCfg(0, 1, -1, -1, ctypes.byref(arena)))
+        try:
+            self.check(self.CreateAndRegisterAllocator(env, info, arena))
+        finally:
+            self.ReleaseArenaCfg(arena)
 
     def check(self, status: int | None) -> None:
         if status:

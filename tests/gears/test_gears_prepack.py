@@ -91,4 +91,25 @@ def test_bad_prepack_option_is_named(encoder_om: Path) -> None:
     with pytest.raises(OpenATCError) as info:
         openatc.Session(encoder_om, backend_options={"prepack": "sometimes"})
     assert info.value.code == "E40003" and "prepack" in str(info.value)
-    assert cpu.PREPACK_MODES == ("shared", "off")
+    assert cpu.PREPACK_MODES == ("auto", "shared", "off")
+
+
+def test_auto_keeps_small_conv_gears_on_python_sessions(conv_onnx: Path, tmp_path: Path) -> None:
+    om = openatc.build(
+        model=conv_onnx,
+        framework=5,
+        output=tmp_path / "conv",
+        soc_version="cpu",
+        input_shape="x:-1,3,32,32",
+        dynamic_batch_size="1,2",
+    )
+    with openatc.Session(om) as session:  # nothing ONNX Runtime prepacks: "auto" means "off"
+        assert {type(e).__name__ for e in session._executors} == {"OrtExecutor"}
+    with openatc.Session(om, backend_options={"prepack": "shared"}) as session:
+        assert {type(e).__name__ for e in session._executors} == {"CApiExecutor"}
+        x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+        shared = session.run({"x": x})
+    with openatc.Session(om, backend_options={"prepack": "off"}) as session:
+        off = session.run({"x": x})
+    for name, value in shared.items():
+        np.testing.assert_allclose(value, off[name], rtol=1e-5, atol=1e-5)
