@@ -147,22 +147,30 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a64 @ b64 / (np.linalg.norm(a64) * np.linalg.norm(b64)))
 
 
-def _time(fns: list[Callable[[], Any]], runs: int, warmup: int) -> list[float]:
-    """Median ms of each callable, interleaved run by run."""
+def _time(fns: list[Callable[[], Any]], runs: int, warmup: int) -> list[tuple[float, float]]:
+    """(median wall ms, median thread-CPU ms) of each callable, interleaved run by run.
+
+    The order rotates every run (a, b, c; b, c, a; ...) so no engine always follows the same one.
+    Thread CPU time (``time.thread_time``) counts only while the calling thread runs: with one
+    intra-op thread every kernel runs on it, so it is robust to other processes taking the CPU.
+    """
     for _ in range(warmup):
         for fn in fns:
             fn()
-    samples: list[list[float]] = [[] for _ in fns]
+    wall: list[list[float]] = [[] for _ in fns]
+    cpu: list[list[float]] = [[] for _ in fns]
+    order = list(range(len(fns)))
     gc.disable()
     try:
-        for _ in range(runs):
-            for i, fn in enumerate(fns):
-                start = time.perf_counter()
-                fn()
-                samples[i].append((time.perf_counter() - start) * 1e3)
+        for run in range(runs):
+            for i in order[run % len(fns) :] + order[: run % len(fns)]:
+                start, start_cpu = time.perf_counter(), time.thread_time()
+                fns[i]()
+                cpu[i].append((time.thread_time() - start_cpu) * 1e3)
+                wall[i].append((time.perf_counter() - start) * 1e3)
     finally:
         gc.enable()
-    return [float(np.median(s)) for s in samples]
+    return [(float(np.median(w)), float(np.median(c))) for w, c in zip(wall, cpu, strict=True)]
 
 
 _PROBE = textwrap.dedent(
@@ -237,7 +245,7 @@ def bench_case(case: Case, work: Path, runs: int, warmup: int, threads: int) -> 
             got = session.run(feeds)
             want = dict(zip(names, reference.run(names, feeds), strict=True))
             cosines = {n: _cosine(got[n], want[n]) for n in names}
-            ref_ms, om_ms, prepacked_ms, unpacked_ms = _time(
+            (ref_ms, ref_cpu), (om_ms, om_cpu), (prepacked_ms, prepacked_cpu), (unpacked_ms, unpacked_cpu) = _time(
                 [
                     lambda f=feeds: reference.run(names, f),
                     lambda f=feeds: session.run(f),
@@ -260,6 +268,11 @@ def bench_case(case: Case, work: Path, runs: int, warmup: int, threads: int) -> 
                     "ratio_prepacked": prepacked_ms / ref_ms,
                     "om_unpacked_median_ms": unpacked_ms,
                     "ratio_unpacked": unpacked_ms / ref_ms,
+                    "ort_cpu_median_ms": ref_cpu,
+                    "om_cpu_median_ms": om_cpu,
+                    "cpu_ratio": om_cpu / ref_cpu,
+                    "cpu_ratio_prepacked": prepacked_cpu / ref_cpu,
+                    "cpu_ratio_unpacked": unpacked_cpu / ref_cpu,
                 }
             )
     memory = {
@@ -288,17 +301,18 @@ def bench_case(case: Case, work: Path, runs: int, warmup: int, threads: int) -> 
 # -- report ----------------------------------------------------------------------------------------
 def _table(results: list[dict[str, Any]]) -> str:
     lines = [
-        f"{'case':<11} {'gear':<6} {'shape':<22} {'cosine':>10} {'ORT ms':>9} {'om ms':>9} {'ratio':>6} "
-        f"{'1 session':>9} {'ratio':>6} {'unpacked':>9} {'ratio':>6}",
-        "-" * 113,
+        f"{'case':<11} {'gear':<6} {'shape':<22} {'cosine':>10} {'ORT ms':>8} {'om ms':>8} {'ratio':>6} {'cpu':>6} "
+        f"{'1 session':>9} {'ratio':>6} {'cpu':>6} {'unpacked':>8} {'ratio':>6} {'cpu':>6}",
+        "-" * 127,
     ]
     for r in results:
         for g in r["gears"]:
             shape = ";".join(f"{n}:{','.join(map(str, s))}" for n, s in g["shapes"].items())
             lines.append(
-                f"{r['case']:<11} {g['gear']:<6} {shape:<22} {g['min_cosine']:>10.7f} {g['ort_median_ms']:>9.3f} "
-                f"{g['om_median_ms']:>9.3f} {g['ratio']:>6.3f} {g['om_prepacked_median_ms']:>9.3f} "
-                f"{g['ratio_prepacked']:>6.3f} {g['om_unpacked_median_ms']:>9.3f} {g['ratio_unpacked']:>6.3f}"
+                f"{r['case']:<11} {g['gear']:<6} {shape:<22} {g['min_cosine']:>10.7f} {g['ort_median_ms']:>8.3f} "
+                f"{g['om_median_ms']:>8.3f} {g['ratio']:>6.3f} {g['cpu_ratio']:>6.3f} "
+                f"{g['om_prepacked_median_ms']:>9.3f} {g['ratio_prepacked']:>6.3f} {g['cpu_ratio_prepacked']:>6.3f} "
+                f"{g['om_unpacked_median_ms']:>8.3f} {g['ratio_unpacked']:>6.3f} {g['cpu_ratio_unpacked']:>6.3f}"
             )
     lines += [
         "",
