@@ -241,26 +241,31 @@ class PrepackedWeights:
             self.handle = None
 
 
+def _wrap(api: _Api, array: np.ndarray) -> int:
+    """A new OrtValue viewing ``array`` (C-contiguous; it must outlive the value); release it."""
+    shape = (ctypes.c_int64 * max(array.ndim, 1))(*array.shape)
+    handle = ctypes.c_void_p()
+    api.check(
+        api.CreateTensorWithDataAsOrtValue(
+            api.cpu_info,
+            array.ctypes.data,
+            array.nbytes,
+            shape,
+            array.ndim,
+            _NUMPY_TO_ONNX[array.dtype],
+            ctypes.byref(handle),
+        )
+    )
+    return int(handle.value or 0)
+
+
 class _Value:
     """An OrtValue viewing a numpy array (the array must outlive it)."""
 
     def __init__(self, api: _Api, array: np.ndarray) -> None:
         self._api = api
         self.array = array
-        shape = (ctypes.c_int64 * 8)(*array.shape) if array.ndim <= 8 else (ctypes.c_int64 * array.ndim)(*array.shape)
-        handle = ctypes.c_void_p()
-        api.check(
-            api.CreateTensorWithDataAsOrtValue(
-                api.cpu_info,
-                array.ctypes.data,
-                array.nbytes,
-                shape,
-                array.ndim,
-                _NUMPY_TO_ONNX[array.dtype],
-                ctypes.byref(handle),
-            )
-        )
-        self.handle = handle
+        self.handle = _wrap(api, array)
 
     def __del__(self) -> None:
         if getattr(self, "handle", None):
@@ -334,39 +339,25 @@ class CApiSession:
         out_names = self._names.get(out_key)
         if out_names is None:
             out_names = self._names[out_key] = (ctypes.c_char_p * len(out_key))(*[n.encode() for n in out_key])
-        values = [_Value(api, np.ascontiguousarray(a)) for a in feeds.values()]
-        inputs = (ctypes.c_void_p * len(values))(*[v.handle.value for v in values])
+        arrays = [np.ascontiguousarray(a) for a in feeds.values()]
         known = self._output_specs.get(out_key)
-        results: list[np.ndarray] = []
-        out_values: list[_Value] = []
-        if known is not None:
-            results = [np.empty(shape, dtype) for shape, dtype in known]
-            out_values = [_Value(api, r) for r in results]
-            outputs = (ctypes.c_void_p * len(out_key))(*[v.handle.value for v in out_values])
-        else:
-            outputs = (ctypes.c_void_p * len(out_key))()
-        api.check(
-            api.Run(
-                self.handle,
-                None,
-                in_names,
-                inputs,
-                len(values),
-                out_names,
-                len(out_key),
-                outputs,
-            )
-        )
-        if known is not None:
-            return results
+        results = [np.empty(shape, dtype) for shape, dtype in known] if known is not None else []
+        inputs = (ctypes.c_void_p * len(arrays))()
+        outputs = (ctypes.c_void_p * len(out_key))()
         try:
-            results = [self._to_numpy(outputs[i]) for i in range(len(out_key))]
+            for i, array in enumerate(arrays):
+                inputs[i] = _wrap(api, array)
+            for i, array in enumerate(results):
+                outputs[i] = _wrap(api, array)
+            api.check(api.Run(self.handle, None, in_names, inputs, len(arrays), out_names, len(out_key), outputs))
+            if known is None:
+                results = [self._to_numpy(outputs[i]) for i in range(len(out_key))]
+                if self._static_outputs:
+                    self._output_specs[out_key] = [(r.shape, r.dtype) for r in results]
         finally:
-            for handle in outputs:
+            for handle in (*inputs, *outputs):
                 if handle:
                     api.ReleaseValue(handle)
-        if self._static_outputs:
-            self._output_specs[out_key] = [(r.shape, r.dtype) for r in results]
         return results
 
     def _to_numpy(self, value: int) -> np.ndarray:
