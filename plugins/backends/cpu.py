@@ -130,7 +130,7 @@ def _load(ctx: LoadContext) -> OrtExecutor | CApiExecutor:
         mode = _prepack_mode(ctx)
         if mode == "auto":
             mode = "shared" if _prepackable_bytes(model, ctx.weights) >= PREPACK_MIN_BYTES else "off"
-        if mode == "shared" and ort_capi.available():
+        if mode == "shared" and ort_capi.available() and _capi_types(model):
             return _load_capi(model, ctx, names, threads)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -183,6 +183,17 @@ class CApiExecutor:
 _CONTAINERS: weakref.WeakValueDictionary[tuple[str, int, int], ort_capi.PrepackedWeights] = (
     weakref.WeakValueDictionary()
 )
+
+
+def _capi_types(model: onnx.ModelProto) -> bool:
+    """Whether every graph input and output is a tensor of a type the C API path exchanges
+    (numeric or bool; not strings, sequences or optionals, which stay on Python sessions)."""
+    for value in (*model.graph.input, *model.graph.output):
+        if not value.type.HasField("tensor_type"):
+            return False
+        if value.type.tensor_type.elem_type not in ort_capi.TENSOR_TYPES:
+            return False
+    return True
 
 
 def _static_outputs(model: onnx.ModelProto) -> bool:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CApiError", "CApiSession", "PrepackedWeights", "available", "release_free_memory"]
+__all__ = ["TENSOR_TYPES", "CApiError", "CApiSession", "PrepackedWeights", "available", "release_free_memory"]
 
 API_VERSION = 8
 #: Index of each function used in the ``OrtApi`` struct (stable: the struct only grows).
@@ -126,6 +126,8 @@ _ONNX_TO_NUMPY = {
     13: np.uint64,
 }
 _NUMPY_TO_ONNX = {np.dtype(v): k for k, v in _ONNX_TO_NUMPY.items()}
+#: ONNX tensor element types a CApiSession takes and returns.
+TENSOR_TYPES = frozenset(_ONNX_TO_NUMPY)
 
 _ORT_ENABLE_ALL = 99
 _LOG_ERROR = 3

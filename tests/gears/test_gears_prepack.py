@@ -113,3 +113,16 @@ def test_auto_keeps_small_conv_gears_on_python_sessions(conv_onnx: Path, tmp_pat
         off = session.run({"x": x})
     for name, value in shared.items():
         np.testing.assert_allclose(value, off[name], rtol=1e-5, atol=1e-5)
+
+
+def test_only_numeric_tensor_graphs_take_the_c_api_path() -> None:
+    import onnx
+
+    def graph(output: onnx.ValueInfoProto) -> onnx.ModelProto:
+        g = helper.make_graph([], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])], [output], [])
+        return helper.make_model(g)
+
+    assert cpu._capi_types(graph(helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])))
+    assert not cpu._capi_types(graph(helper.make_tensor_value_info("x", TensorProto.STRING, [2])))
+    sequence = helper.make_value_info("x", helper.make_sequence_type_proto(helper.make_tensor_type_proto(1, [2])))
+    assert not cpu._capi_types(graph(sequence))
