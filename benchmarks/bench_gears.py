@@ -8,14 +8,17 @@ For each case (the example text encoder with ``--dynamic_dims``, a conv net with
 * per gear: cosine similarity (FP32) of every output against ONNX Runtime on the *original*
   dynamic model at the same shape, and median latency of the ``.om`` and of that ONNX Runtime
   session, timed interleaved run by run (reference, om, reference, om, ...), with the same
-  ``intra_op_num_threads``; the ``.om`` runs with default settings (gears share the weights, so
-  no weight prepacking) and, as "om prepacked", with ``share_weights=False`` (faster MatMul/Conv,
-  one prepacked weight copy per gear);
+  ``intra_op_num_threads``; the ``.om`` runs with default settings (gears share the weights and
+  one prepacked copy of them, through ONNX Runtime's C API), as "1 session" with
+  ``share_weights=False`` (one Python ONNX Runtime session per gear, each with its own prepacked
+  copy) and as "unpacked" with ``backend_options={"prepack": "off"}`` (shared weights, no
+  prepacking);
 * file size: multi-gear ``.om`` / single-gear ``.om``;
 * resident memory, each in a fresh process: ``VmRSS`` and ``RssAnon`` growth from before the
   ``Session`` is created until every gear has run once, for the multi-gear ``.om`` and for the
-  single-gear ``.om`` (both with default Session settings; the single gear is also measured with
-  ``share_weights=True``, i.e. without ONNX Runtime's weight prepacking).
+  single-gear ``.om`` (both with default Session settings), and for the multi-gear ``.om`` with
+  prepacking off. ONNX Runtime's C library is mapped before measuring (a one-off cost per process,
+  like importing onnxruntime); its own growth is reported as ``C lib MB``.
 
 Prints a table and writes JSON (default ``benchmarks/results/gears.json``).
 
@@ -144,22 +147,30 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a64 @ b64 / (np.linalg.norm(a64) * np.linalg.norm(b64)))
 
 
-def _time(fns: list[Callable[[], Any]], runs: int, warmup: int) -> list[float]:
-    """Median ms of each callable, interleaved run by run."""
+def _time(fns: list[Callable[[], Any]], runs: int, warmup: int) -> list[tuple[float, float]]:
+    """(median wall ms, median thread-CPU ms) of each callable, interleaved run by run.
+
+    The order rotates every run (a, b, c; b, c, a; ...) so no engine always follows the same one.
+    Thread CPU time (``time.thread_time``) counts only while the calling thread runs: with one
+    intra-op thread every kernel runs on it, so it is robust to other processes taking the CPU.
+    """
     for _ in range(warmup):
         for fn in fns:
             fn()
-    samples: list[list[float]] = [[] for _ in fns]
+    wall: list[list[float]] = [[] for _ in fns]
+    cpu: list[list[float]] = [[] for _ in fns]
+    order = list(range(len(fns)))
     gc.disable()
     try:
-        for _ in range(runs):
-            for i, fn in enumerate(fns):
-                start = time.perf_counter()
-                fn()
-                samples[i].append((time.perf_counter() - start) * 1e3)
+        for run in range(runs):
+            for i in order[run % len(fns) :] + order[: run % len(fns)]:
+                start, start_cpu = time.perf_counter(), time.thread_time()
+                fns[i]()
+                cpu[i].append((time.thread_time() - start_cpu) * 1e3)
+                wall[i].append((time.perf_counter() - start) * 1e3)
     finally:
         gc.enable()
-    return [float(np.median(s)) for s in samples]
+    return [(float(np.median(w)), float(np.median(c))) for w, c in zip(wall, cpu, strict=True)]
 
 
 _PROBE = textwrap.dedent(
@@ -174,10 +185,13 @@ _PROBE = textwrap.dedent(
         return out
     import onnxruntime, openatc
     from openatc.manager import default_plugin_manager
+    from openatc.plugins.backends import ort_capi
     default_plugin_manager().backends()  # every plugin imported before measuring
-    share = None if sys.argv[2] == "default" else True
+    start = status()
+    ort_capi.available()  # ONNX Runtime's C library: a one-off cost per process, reported apart
     before = status()
-    session = openatc.Session(sys.argv[1], share_weights=share)
+    share = None if sys.argv[2] == "default" else True
+    session = openatc.Session(sys.argv[1], share_weights=share, backend_options={"prepack": sys.argv[3]})
     loaded = status()
     specs = {s.name: s.dtype for s in session.inputs}
     for shapes in session.gears:
@@ -185,16 +199,23 @@ _PROBE = textwrap.dedent(
     after = status()
     result = {k: after[k] - before[k] for k in after}
     result["VmRSS_loaded"] = loaded["VmRSS"] - before["VmRSS"]
+    result["c_library_VmRSS"] = before["VmRSS"] - start["VmRSS"]
+    result["c_library_RssAnon"] = before["RssAnon"] - start["RssAnon"]
     print(json.dumps(result))
     """
 )
 
 
-def resident(om: Path, share: str = "default") -> dict[str, int]:
+def resident(om: Path, share: str = "default", prepack: str = "shared") -> dict[str, int]:
     """Growth (bytes) of a fresh process's VmRSS and RssAnon from before loading ``om`` until every gear
-    has run once, and of VmRSS right after loading (``VmRSS_loaded``)."""
+    has run once, and of VmRSS right after loading (``VmRSS_loaded``). ONNX Runtime's C library is
+    mapped before ``before``; its own cost is ``c_library_VmRSS`` / ``c_library_RssAnon``."""
     result = subprocess.run(
-        [sys.executable, "-c", _PROBE, str(om), share], capture_output=True, text=True, check=True, timeout=600
+        [sys.executable, "-c", _PROBE, str(om), share, prepack],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -215,7 +236,8 @@ def bench_case(case: Case, work: Path, runs: int, warmup: int, threads: int) -> 
     backend_options = {"intra_op_num_threads": threads} if threads else None
     gears = []
     prepacked = openatc.Session(multi, backend_options=backend_options, share_weights=False)
-    with openatc.Session(multi, backend_options=backend_options) as session, prepacked:
+    unpacked = openatc.Session(multi, backend_options={**(backend_options or {}), "prepack": "off"})
+    with openatc.Session(multi, backend_options=backend_options) as session, prepacked, unpacked:
         dtypes = {s.name: s.dtype for s in session.inputs}
         names = [o.name for o in session.outputs]
         for index, shapes in enumerate(session.gears):
@@ -223,11 +245,12 @@ def bench_case(case: Case, work: Path, runs: int, warmup: int, threads: int) -> 
             got = session.run(feeds)
             want = dict(zip(names, reference.run(names, feeds), strict=True))
             cosines = {n: _cosine(got[n], want[n]) for n in names}
-            ref_ms, om_ms, prepacked_ms = _time(
+            (ref_ms, ref_cpu), (om_ms, om_cpu), (prepacked_ms, prepacked_cpu), (unpacked_ms, unpacked_cpu) = _time(
                 [
                     lambda f=feeds: reference.run(names, f),
                     lambda f=feeds: session.run(f),
                     lambda f=feeds: prepacked.run(f),
+                    lambda f=feeds: unpacked.run(f),
                 ],
                 runs,
                 warmup,
@@ -243,9 +266,21 @@ def bench_case(case: Case, work: Path, runs: int, warmup: int, threads: int) -> 
                     "ratio": om_ms / ref_ms,
                     "om_prepacked_median_ms": prepacked_ms,
                     "ratio_prepacked": prepacked_ms / ref_ms,
+                    "om_unpacked_median_ms": unpacked_ms,
+                    "ratio_unpacked": unpacked_ms / ref_ms,
+                    "ort_cpu_median_ms": ref_cpu,
+                    "om_cpu_median_ms": om_cpu,
+                    "cpu_ratio": om_cpu / ref_cpu,
+                    "cpu_ratio_prepacked": prepacked_cpu / ref_cpu,
+                    "cpu_ratio_unpacked": unpacked_cpu / ref_cpu,
                 }
             )
-    memory = {"gears": resident(multi), "single": resident(single), "single_shared": resident(single, "shared")}
+    memory = {
+        "gears": resident(multi),
+        "gears_unpacked": resident(multi, prepack="off"),
+        "single": resident(single),
+        "single_shared": resident(single, "shared"),
+    }
     return {
         "case": case.name,
         "flags": case.flags,
@@ -258,6 +293,7 @@ def bench_case(case: Case, work: Path, runs: int, warmup: int, threads: int) -> 
         "rss_ratio": memory["gears"]["VmRSS"] / memory["single"]["VmRSS"],
         "rss_ratio_loaded": memory["gears"]["VmRSS_loaded"] / memory["single"]["VmRSS_loaded"],
         "rss_ratio_vs_shared_single": memory["gears"]["VmRSS"] / memory["single_shared"]["VmRSS"],
+        "rss_ratio_unpacked": memory["gears_unpacked"]["VmRSS"] / memory["single"]["VmRSS"],
         "gears": gears,
     }
 
@@ -265,22 +301,23 @@ def bench_case(case: Case, work: Path, runs: int, warmup: int, threads: int) -> 
 # -- report ----------------------------------------------------------------------------------------
 def _table(results: list[dict[str, Any]]) -> str:
     lines = [
-        f"{'case':<11} {'gear':<6} {'shape':<22} {'cosine':>10} {'ORT ms':>9} {'om ms':>9} {'ratio':>6} "
-        f"{'om prepacked':>12} {'ratio':>6}",
-        "-" * 99,
+        f"{'case':<11} {'gear':<6} {'shape':<22} {'cosine':>10} {'ORT ms':>8} {'om ms':>8} {'ratio':>6} {'cpu':>6} "
+        f"{'1 session':>9} {'ratio':>6} {'cpu':>6} {'unpacked':>8} {'ratio':>6} {'cpu':>6}",
+        "-" * 127,
     ]
     for r in results:
         for g in r["gears"]:
             shape = ";".join(f"{n}:{','.join(map(str, s))}" for n, s in g["shapes"].items())
             lines.append(
-                f"{r['case']:<11} {g['gear']:<6} {shape:<22} {g['min_cosine']:>10.7f} {g['ort_median_ms']:>9.3f} "
-                f"{g['om_median_ms']:>9.3f} {g['ratio']:>6.3f} {g['om_prepacked_median_ms']:>12.3f} "
-                f"{g['ratio_prepacked']:>6.3f}"
+                f"{r['case']:<11} {g['gear']:<6} {shape:<22} {g['min_cosine']:>10.7f} {g['ort_median_ms']:>8.3f} "
+                f"{g['om_median_ms']:>8.3f} {g['ratio']:>6.3f} {g['cpu_ratio']:>6.3f} "
+                f"{g['om_prepacked_median_ms']:>9.3f} {g['ratio_prepacked']:>6.3f} {g['cpu_ratio_prepacked']:>6.3f} "
+                f"{g['om_unpacked_median_ms']:>8.3f} {g['ratio_unpacked']:>6.3f} {g['cpu_ratio_unpacked']:>6.3f}"
             )
     lines += [
         "",
         f"{'case':<11} {'gears':>5} {'om MB':>8} {'1-gear MB':>9} {'size x':>7} {'RSS MB':>7} "
-        f"{'1-gear RSS':>10} {'RSS x':>6} {'RSS x loaded':>12} {'RSS x (shared 1-gear)':>22}",
+        f"{'1-gear RSS':>10} {'RSS x':>6} {'RSS x loaded':>12} {'RSS x unpacked':>14} {'C lib MB':>8}",
         "-" * 108,
     ]
     for r in results:
@@ -288,7 +325,8 @@ def _table(results: list[dict[str, Any]]) -> str:
         lines.append(
             f"{r['case']:<11} {r['gear_count']:>5} {r['om_bytes'] / 1e6:>8.2f} {r['single_om_bytes'] / 1e6:>9.2f} "
             f"{r['size_ratio']:>7.4f} {m['gears']['VmRSS'] / 1e6:>7.1f} {m['single']['VmRSS'] / 1e6:>10.1f} "
-            f"{r['rss_ratio']:>6.3f} {r['rss_ratio_loaded']:>12.3f} {r['rss_ratio_vs_shared_single']:>22.3f}"
+            f"{r['rss_ratio']:>6.3f} {r['rss_ratio_loaded']:>12.3f} {r['rss_ratio_unpacked']:>14.3f} "
+            f"{m['gears']['c_library_VmRSS'] / 1e6:>8.1f}"
         )
     return "\n".join(lines)
 

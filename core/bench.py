@@ -23,6 +23,7 @@ __all__ = [
     "generate_input",
     "load_inputs",
     "parse_pad_values",
+    "parse_shape_range",
     "run_shapes",
     "summary_json",
     "time_runs",
@@ -142,6 +143,79 @@ def run_shapes(
         return out
     named = _parse_named_shapes(flag, dym_dims or dym_shape or "", session.inputs)
     return {**{n: s for n, s in base.items() if all(isinstance(d, int) for d in s)}, **named}
+
+
+#: Most shapes one ``--dymShape_range`` may expand to.
+MAX_RANGE_SHAPES = 1000
+
+
+def _range_values(item: str, part: str) -> list[int]:
+    """One dim of ``--dymShape_range``: ``7``, ``64~256`` (every value, both ends included) or ``1-4-8`` (a list)."""
+    sample = 'e.g. --dymShape_range="input_ids:1,64~256" or "x:1-4-8,3,224,224"'
+    text = part.strip()
+    if "~" in text:
+        low, _, high = text.partition("~")
+        if not (low.strip().isdigit() and high.strip().isdigit()) or int(low) > int(high) or int(low) <= 0:
+            raise OpenATCError(
+                "E10001",
+                f"--dymShape_range entry '{item}': range '{text}' is not 'low~high' with 0 < low <= high",
+                hint=sample,
+            )
+        return list(range(int(low), int(high) + 1))
+    values = [v.strip() for v in text.split("-")]
+    if not values or any(not v.isdigit() or int(v) <= 0 for v in values):
+        raise OpenATCError(
+            "E10001",
+            f"--dymShape_range entry '{item}': '{text}' is not a positive dim, 'low~high' or 'a-b-c'",
+            hint=sample,
+        )
+    return [int(v) for v in values]
+
+
+def parse_shape_range(text: str, specs: Sequence[TensorSpec]) -> list[dict[str, tuple[int, ...]]]:
+    """ais_bench's ``--dymShape_range="name:1,64~256;mask:1,64-128"``: every shape it spans.
+
+    Per dim: a number, ``low~high`` (every value from low to high) or ``a-b-c`` (those values);
+    the shapes are all combinations, across dims and then across inputs, in the order written
+    (the last dim varies fastest). Inputs not named keep the model's (static) shape.
+    """
+    names = {s.name: s for s in specs}
+    per_input: list[tuple[str, list[tuple[int, ...]]]] = []
+    for item in (p.strip() for p in text.split(";") if p.strip()):
+        name, sep, dims = item.rpartition(":")
+        if not sep or name not in names:
+            raise OpenATCError(
+                "E10001",
+                f"--dymShape_range entry '{item}' does not name an input of the model "
+                f"({', '.join(sorted(names))}) as name:dims",
+                hint='e.g. --dymShape_range="input_ids:1,64~256"',
+            )
+        if any(n == name for n, _ in per_input):
+            raise OpenATCError("E10001", f"--dymShape_range names input '{name}' twice")
+        axes = [_range_values(item, d) for d in dims.split(",")] if dims.strip() else []
+        if len(axes) != len(names[name].shape):
+            raise OpenATCError(
+                "E10001",
+                f"--dymShape_range entry '{item}' has {len(axes)} dims; input '{name}' has rank "
+                f"{len(names[name].shape)} {list(names[name].shape)}",
+            )
+        shapes = [()]
+        for values in axes:
+            shapes = [(*s, v) for s in shapes for v in values]
+        per_input.append((name, shapes))
+    if not per_input:
+        raise OpenATCError("E10001", "--dymShape_range is empty", hint='e.g. --dymShape_range="input_ids:1,64~256"')
+    total = math.prod(len(shapes) for _, shapes in per_input)
+    if total > MAX_RANGE_SHAPES:
+        raise OpenATCError(
+            "E10001",
+            f"--dymShape_range={text} spans {total} shapes, more than {MAX_RANGE_SHAPES}",
+            hint="Narrow the ranges, or list the sizes you need with '-' (e.g. 64-128-256).",
+        )
+    combos: list[dict[str, tuple[int, ...]]] = [{}]
+    for name, shapes in per_input:
+        combos = [{**c, name: s} for c in combos for s in shapes]
+    return combos
 
 
 def parse_pad_values(text: str) -> dict[str, float]:

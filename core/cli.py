@@ -171,6 +171,14 @@ def run_command(
     dym_shape: Annotated[
         str | None, typer.Option("--dymShape", help='"name:1,100;..." for range-compiled (dynamic shape) models.')
     ] = None,
+    dym_shape_range: Annotated[
+        str | None,
+        typer.Option(
+            "--dymShape_range",
+            "--dymShape-range",
+            help='Run a range of shapes, one summary line each: "name:1,64~256" (~ every value, - a list).',
+        ),
+    ] = None,
     pad: Annotated[
         bool, typer.Option("--pad", help="Pad inputs that match no gear to the smallest fitting gear; trim outputs.")
     ] = False,
@@ -198,12 +206,22 @@ def run_command(
     if pure_data_type not in ("random", "zero"):
         raise OpenATCError("E10001", f"--pure_data_type={pure_data_type} is not random or zero")
     dym = {"dym_batch": dym_batch, "dym_hw": dym_hw, "dym_dims": dym_dims, "dym_shape": dym_shape}
-    if all_gears and (input or any(v is not None for v in dym.values())):
+    if all_gears and (input or dym_shape_range or any(v is not None for v in dym.values())):
         raise OpenATCError("E10001", "--all-gears generates inputs for every gear; it takes no --input or --dym* flag")
+    if dym_shape_range and (input or any(v is not None for v in dym.values())):
+        given = ["--input" if input else ""] + [f"--{_DYM_FLAGS[k]}" for k, v in dym.items() if v is not None]
+        raise OpenATCError(
+            "E10001",
+            f"--dymShape_range generates inputs for each shape; it takes no {' or '.join(g for g in given if g)}",
+            hint="Give --dymShape_range alone, or one shape with --dymShape/--dymDims.",
+        )
     rng = np.random.default_rng(seed)
     with Session(model, pad_to_gear=pad, pad_values=parse_pad_values(pad_value or "")) as session:
         if all_gears:
             _run_all_gears(session, loop, warmup_count, pure_data_type, rng)
+            return
+        if dym_shape_range:
+            _run_shape_range(session, dym_shape_range, loop, warmup_count, pure_data_type, rng, output, outfmt)
             return
         shapes = run_shapes(session, **dym)
         aipp_params = load_aipp_params(aipp) if aipp else {}
@@ -287,6 +305,56 @@ def _run_all_gears(session: Session, loop: int, warmup: int, kind: str, rng: np.
             f"[INFO] gear{index:<3} {st['median']:10.4f}  {st['mean']:10.4f}  {st['percentile(99%)']:10.4f}  "
             f"{st['throughput']:11.4f}  {_gear_text(shapes)}"
         )
+
+
+_DYM_FLAGS = {"dym_batch": "dymBatch", "dym_hw": "dymHW", "dym_dims": "dymDims", "dym_shape": "dymShape"}
+
+
+def _run_shape_range(
+    session: Session,
+    text: str,
+    loop: int,
+    warmup: int,
+    kind: str,
+    rng: np.random.Generator,
+    output: Path | None,
+    outfmt: str,
+) -> None:
+    """``openatc run --dymShape_range``: every shape of the range in turn, one summary line each.
+
+    With ``--output``, each shape's outputs go to a sub-folder named after the shapes
+    (``input_ids-1_64``) and ``summary.json`` lists every shape's timings.
+    """
+    from openatc.bench import generate_input, parse_shape_range, summary_json, time_runs, write_outputs
+    from openatc.om_json import write_json
+
+    combos = parse_shape_range(text, session.inputs)
+    typer.echo(f"[INFO] {len(combos)} shape(s) from --dymShape_range={text}")
+    typer.echo("[INFO] median ms     mean ms      p99 ms   throughput  gear    inputs")
+    results = []
+    for shapes in combos:
+        feeds = {s.name: generate_input(s, kind, rng, shapes.get(s.name)) for s in session.inputs}
+        gear = session.gear_for(feeds)
+        outputs, summary = time_runs(session, feeds, loop, warmup)
+        st = summary.stats()
+        given = {n: tuple(a.shape) for n, a in feeds.items()}
+        typer.echo(
+            f"[INFO] {st['median']:10.4f}  {st['mean']:10.4f}  {st['percentile(99%)']:10.4f}  "
+            f"{st['throughput']:11.4f}  gear{gear:<3} {_gear_text(given)}"
+        )
+        entry = summary_json(summary, inputs={n: list(s) for n, s in given.items()}, gear=gear)
+        if output is not None:
+            tag = "__".join(f"{n}-{'_'.join(map(str, s))}" for n, s in given.items())
+            files = write_outputs(outputs, output / tag, outfmt)
+            entry["outputs"] = {
+                n: {"dtype": str(a.dtype), "shape": list(a.shape), "file": str(f)}
+                for (n, a), f in zip(outputs.items(), files, strict=True)
+            }
+        results.append(entry)
+    if output is not None:
+        document = {"model": str(session.path), "dymShape_range": text, "loop": loop, "warmup_count": warmup}
+        write_json({**document, "shapes": results}, output / "summary.json")
+        typer.echo(f"[INFO] outputs and summary.json written to {output}")
 
 
 @app.command("compare")

@@ -100,8 +100,10 @@ CATALOGUE: dict[str, ErrorInfo] = {
     ),
     "E10036": ErrorInfo(
         "Too_Many_Gears",
-        "--dynamic_batch_size, --dynamic_image_size or --dynamic_dims has more than 100 gears.",
-        "Give at most 100 gears, or compile a dynamic-shape graph with a range (a~b) in --input_shape.",
+        "--dynamic_batch_size, --dynamic_image_size or --dynamic_dims has more than 100 gears "
+        "(256 with --soc_version=Ascend950*).",
+        "Give at most 100 gears (256 on the 950 chips), or compile a dynamic-shape graph with a range (a~b) "
+        "in --input_shape.",
     ),
     "E10037": ErrorInfo(
         "Inconsistent_Gears",

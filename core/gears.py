@@ -16,11 +16,14 @@ from openatc.errors import OpenATCError
 
 __all__ = [
     "GEAR_FLAGS",
+    "MAX_DYNAMIC_DIMS_RANK",
     "MAX_GEARS",
+    "MAX_GEARS_950",
     "MIN_GEARS",
     "Dynamic",
     "InputShape",
     "gear_shapes",
+    "max_gears",
     "parse_dynamic",
     "parse_input_shape",
     "parse_input_shape_range",
@@ -29,6 +32,10 @@ __all__ = [
 
 GEAR_FLAGS = ("dynamic_batch_size", "dynamic_image_size", "dynamic_dims")
 MIN_GEARS, MAX_GEARS = 2, 100
+#: ATC allows up to 256 gears on the Ascend 950 chips (--soc_version Ascend950*), 100 elsewhere.
+MAX_GEARS_950 = 256
+#: With --dynamic_dims every input in --input_shape has at most 4 dims (ATC: "Dim num must within [1, 4]").
+MAX_DYNAMIC_DIMS_RANK = 4
 #: Axes of H and W per --input_format, for --dynamic_image_size.
 HW_AXES = {"NCHW": (2, 3), "NHWC": (1, 2)}
 UNBOUNDED = -1
@@ -197,12 +204,18 @@ _GEAR_HINT = {
 }
 
 
+def max_gears(soc_version: str) -> int:
+    """ATC's largest gear count for ``soc_version``: 256 on the Ascend 950 chips, 100 elsewhere."""
+    return MAX_GEARS_950 if soc_version.strip().lower().startswith("ascend950") else MAX_GEARS
+
+
 def parse_dynamic(
-    given: Mapping[str, str], shapes: tuple[InputShape, ...], input_format: str
+    given: Mapping[str, str], shapes: tuple[InputShape, ...], input_format: str, soc_version: str = ""
 ) -> tuple[tuple[InputShape, ...], Dynamic | None, tuple[str, ...]]:
     """Validates the dynamic-shape flags against ``--input_shape``; returns shapes, Dynamic, notes.
 
     ``notes`` are messages for ``--log=info`` (e.g. how the comma form of --dynamic_dims was read).
+    ``soc_version`` sets the largest gear count (:func:`max_gears`).
     """
     chosen = [f for f in (*GEAR_FLAGS, "input_shape_range") if given.get(f, "")]
     if len(chosen) > 1:
@@ -239,6 +252,15 @@ def parse_dynamic(
                 f"--dynamic_dims needs --input_format=ND, got --input_format={input_format}",
                 hint="Add --input_format=ND.",
             )
+        too_long = next((s for s in shapes if len(s.dims) > MAX_DYNAMIC_DIMS_RANK), None)
+        if too_long is not None:
+            raise OpenATCError(
+                "E10001",
+                f"--input_shape {too_long.text()}: input '{too_long.name}' has {len(too_long.dims)} dims; with "
+                f"--dynamic_dims every input in --input_shape must have 1 to {MAX_DYNAMIC_DIMS_RANK} dims",
+                hint="Reshape the input to at most 4 dims in the model, or use --input_shape_range / a -1 "
+                "range compile for this input.",
+            )
         if not dynamic_inputs:
             raise OpenATCError(
                 "E10040",
@@ -253,7 +275,7 @@ def parse_dynamic(
             f"--dynamic_dims={text}: --input_shape has one -1 dimension, so each number is one gear "
             f"({len(gears)} gears: {';'.join(str(g[0]) for g in gears)})"
         )
-    _check_gears(gear_flag, text, gears, minus_ones)
+    _check_gears(gear_flag, text, gears, minus_ones, max_gears(soc_version), soc_version)
     clean = tuple(InputShape(s.name, s.dims) for s in shapes)
     return clean, Dynamic(gear_flag, tuple(gears)), tuple(notes)
 
@@ -319,7 +341,9 @@ def _check_image_dims(shapes: tuple[InputShape, ...], input_format: str) -> None
         )
 
 
-def _check_gears(flag: str, text: str, gears: list[tuple[int, ...]], minus_ones: int) -> None:
+def _check_gears(
+    flag: str, text: str, gears: list[tuple[int, ...]], minus_ones: int, most: int = MAX_GEARS, soc: str = ""
+) -> None:
     for gear in gears:
         for value in gear:
             if value <= 0:
@@ -342,14 +366,12 @@ def _check_gears(flag: str, text: str, gears: list[tuple[int, ...]], minus_ones:
             f"--{flag}={text}: gears have inconsistent dimension counts ({counts[0]} and {counts[-1]})",
             hint=_GEAR_HINT[flag],
         )
-    if not MIN_GEARS <= len(gears) <= MAX_GEARS:
+    if not MIN_GEARS <= len(gears) <= most:
+        on = f" for --soc_version={soc}" if soc else ""
         code, bound = (
             ("E10035", f"less than the minimum {MIN_GEARS}")
             if len(gears) < MIN_GEARS
-            else (
-                "E10036",
-                f"greater than the maximum {MAX_GEARS}",
-            )
+            else ("E10036", f"greater than the maximum {most}{on}")
         )
         raise OpenATCError(code, f"--{flag}={text} has {len(gears)} gear(s), which is {bound}", hint=_GEAR_HINT[flag])
     seen: set[tuple[int, ...]] = set()

@@ -242,7 +242,7 @@ def _mode0(given: Mapping[str, str]) -> dict[str, object]:
     fmt = given.get("input_format", "")
     framework_text = given.get("framework", "")
     default_fmt = DEFAULT_INPUT_FORMAT.get(int(framework_text) if framework_text.isdigit() else 5, "NCHW")
-    input_shape, dynamic, notes = parse_dynamic(given, input_shape, fmt or default_fmt)
+    input_shape, dynamic, notes = parse_dynamic(given, input_shape, fmt or default_fmt, soc)
     framework = _framework(given)
     weight = None
     if framework == 0:

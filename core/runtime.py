@@ -44,7 +44,9 @@ class Session:
         share_weights: Keep weights zero-copy in every gear. ``None`` (default) shares them when the
             model has several gears and lets a single-gear model trade memory for speed (ONNX
             Runtime's weight prepacking).
-        backend_options: Passed to the backend's loader (e.g. ``{"intra_op_num_threads": 1}``).
+        backend_options: Passed to the backend's loader (e.g. ``{"intra_op_num_threads": 1}``; the
+            ``cpu`` backend's ``"prepack"``: ``"auto"``, ``"shared"`` or ``"off"``, see
+            docs/om-format.md).
         pad_to_gear: Pad inputs whose shapes match no gear to the smallest gear that fits, and
             trim the outputs back (see the module docstring). Off by default: such inputs are an
             error that lists the gears.

@@ -42,6 +42,11 @@ CASES = [
     (("--input_shape=x:1,3,32,-1", "--dynamic_dims=32", "--input_format=ND"), "E10035", ()),
     (("--input_shape=x:1,3,32,32", "--dynamic_dims=32;64", "--input_format=ND"), "E10040", ()),
     (("--input_shape=x:1,3,32,-1", "--dynamic_dims=32;-64", "--input_format=ND"), "E10038", ("-64",)),
+    # --dynamic_dims: every input in --input_shape has 1 to 4 dims (ATC's "Dim num must within [1, 4]")
+    (("--input_shape=x:1,3,32,-1,1", "--dynamic_dims=32;64", "--input_format=ND"), "E10001", ("'x' has 5", "1 to 4")),
+    # the model's side: -1 shapes checked against its inputs like static ones
+    (("--input_shape=x:-1,3,32", "--dynamic_batch_size=1,2"), "E10049", ("'x' 3 dims", "rank 4")),
+    (("--input_shape=y:-1,3,32,32", "--dynamic_batch_size=1,2"), "E10016", ("'y'",)),
     (("--input_shape_range=x:1~4,3,32,32",), "E10048", ("name:[dims]",)),
     (("--input_shape=x:1,3,32,32", "--input_shape_range=x:[1~4,3,32,32]"), "E10056", ("'x'",)),
 ]

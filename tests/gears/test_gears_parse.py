@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from openatc.errors import OpenATCError
-from openatc.gears import Dynamic, InputShape, gear_shapes, parse_dynamic, parse_input_shape
+from openatc.gears import Dynamic, InputShape, gear_shapes, max_gears, parse_dynamic, parse_input_shape
 
 
 def _parse(fmt: str = "ND", **given: str) -> tuple[tuple[InputShape, ...], Dynamic | None, tuple[str, ...]]:
@@ -65,3 +65,28 @@ def test_minus_one_alone_is_a_range_compile() -> None:
 def test_static_shapes_have_no_dynamic() -> None:
     shapes, dynamic, notes = _parse(input_shape="x:1,4")
     assert dynamic is None and notes == () and gear_shapes(shapes, dynamic, "ND") == [shapes]
+
+
+def test_gear_count_limit_follows_the_soc() -> None:
+    shapes = parse_input_shape("x:-1,3,8,8")
+    many = ",".join(str(i) for i in range(1, 102))  # 101 gears
+    with pytest.raises(OpenATCError) as info:
+        parse_dynamic({"dynamic_batch_size": many}, shapes, "NCHW", "cpu")
+    assert info.value.code == "E10036" and "maximum 100" in str(info.value)
+    # The Ascend 950 chips allow 256 gears (spec 1.4.2), not one more.
+    _, dynamic, _ = parse_dynamic({"dynamic_batch_size": many}, shapes, "NCHW", "Ascend950PR")
+    assert dynamic is not None and len(dynamic.gears) == 101
+    too_many = ",".join(str(i) for i in range(1, 258))
+    with pytest.raises(OpenATCError) as info:
+        parse_dynamic({"dynamic_batch_size": too_many}, shapes, "NCHW", "Ascend950DT")
+    assert info.value.code == "E10036" and "maximum 256 for --soc_version=Ascend950DT" in str(info.value)
+    assert max_gears("cpu") == 100 and max_gears("Ascend910B1") == 100 and max_gears("ascend950pr") == 256
+
+
+def test_dynamic_dims_rank_at_most_four() -> None:
+    _, dynamic, _ = _parse(input_shape="x:1,-1,2,3", dynamic_dims="4;8")
+    assert dynamic is not None and dynamic.gears == ((4,), (8,))
+    for text in ("x:1,-1,2,3,4", "x:1,-1;y:1,1,1,1,1"):
+        with pytest.raises(OpenATCError) as info:
+            _parse(input_shape=text, dynamic_dims="4;8")
+        assert info.value.code == "E10001" and "1 to 4 dims" in str(info.value)

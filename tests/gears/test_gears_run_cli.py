@@ -156,3 +156,59 @@ def test_pad_value(run_cli: Cli, encoder_onnx: Path, tmp_path: Path) -> None:
     assert outputs["0"].shape == (1, 50, 512) and not np.array_equal(outputs["0"], outputs["7"])
     result = run_cli("run", om, "--pad", "--pad_value", "input_ids=7")
     assert result.code == 1 and "E10001" in result.out and "--pad_value" in result.out
+
+
+def test_dym_shape_range_runs_every_shape(
+    run_cli: Cli, conv_onnx: Path, compile_om: Callable[..., Path], tmp_path: Path
+) -> None:
+    import json
+
+    om = compile_om(conv_onnx, input_shape="x:1~2,3,16~32,-1")
+    out = tmp_path / "range"
+    result = run_cli("run", om, "--dymShape_range", "x:1-2,3,20~22,24", "--loop", "2", "-o", out)
+    assert result.code == 0, result.output
+    assert "6 shape(s)" in result.out
+    rows = [line for line in result.out.splitlines() if re.search(r"gear\d", line)]
+    shapes = [(n, h) for n in (1, 2) for h in (20, 21, 22)]  # the last dim given varies fastest
+    assert len(rows) == len(shapes)
+    summary = json.loads((out / "summary.json").read_text())
+    assert [e["inputs"]["x"] for e in summary["shapes"]] == [[n, 3, h, 24] for n, h in shapes]
+    for entry, (n, h) in zip(summary["shapes"], shapes, strict=True):
+        assert entry["compute_time"]["count"] == 2
+        features = np.load(entry["outputs"]["features"]["file"])
+        assert features.shape == (n, 16, (h + 1) // 2, 12)
+    # a shape outside the compiled range stops the run with the range named
+    result = run_cli("run", om, "--dymShape_range", "x:3,3,20,24")
+    assert result.code == 1 and "E40010" in result.out and "1~2" in result.out
+
+
+def test_dym_shape_range_on_gears(run_cli: Cli, batch_om: Path) -> None:
+    result = run_cli("run", batch_om, "--dymShape_range", "x:1-2-4,3,32,32", "--loop", "1")
+    assert result.code == 0, result.output
+    rows = [line for line in result.out.splitlines() if re.search(r"gear\d", line)]
+    assert [re.search(r"gear(\d)", r).group(1) for r in rows] == ["0", "1", "2"]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ("x:1,3,32~a,32", ("'32~a'", "low~high")),
+        ("x:1,3,40~32,32", ("'40~32'",)),
+        ("x:1,3,0-4,32", ("'0-4'",)),
+        ("y:1,3,32,32", ("does not name an input", "x")),
+        ("x:1,3,32", ("3 dims", "rank 4")),
+        ("x:1~40,3,1~40,32", ("1600 shapes", "1000")),
+        ("x:1,3,32,32;x:2,3,32,32", ("twice",)),
+    ],
+)
+def test_dym_shape_range_errors(run_cli: Cli, batch_om: Path, spec: str, words: tuple[str, ...]) -> None:
+    result = run_cli("run", batch_om, "--dymShape_range", spec)
+    assert result.code == 1
+    assert "E10001" in result.out and "--dymShape_range" in result.out
+    for word in words:
+        assert word in result.out, (word, result.out)
+
+
+def test_dym_shape_range_excludes_other_shape_flags(run_cli: Cli, batch_om: Path) -> None:
+    result = run_cli("run", batch_om, "--dymShape_range", "x:1-2,3,32,32", "--dymBatch", "2")
+    assert result.code == 1 and "E10001" in result.out and "--dymBatch" in result.out
