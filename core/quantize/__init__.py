@@ -33,7 +33,7 @@ from openatc.errors import OpenATCError
 from ._calibrate import calibrate, float_tensors
 from ._config import DEFAULT_OP_TYPES, QuantizationOptions, parse_quantization
 from ._data import InputSpec, Samples, find_samples
-from ._emit import Evaluator, emit_qdq, layer_report, quantized_nodes, worst_layers_table
+from ._emit import Evaluator, dq_map, emit_qdq, layer_report, quantized_nodes, worst_layers_table
 
 if TYPE_CHECKING:
     from openatc.types import PassContext
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_OP_TYPES",
     "QuantizationOptions",
+    "dequantized_names",
     "parse_quantization",
     "quantization_report",
     "quantize_gear",
@@ -280,6 +281,11 @@ def _ranked_candidates(proto: onnx.ModelProto, qdq: onnx.ModelProto, holdout: Sa
         added.append((inputs - out, node.name))
     added.sort(key=lambda item: -item[0])
     return [name for _, name in added]
+
+
+def dequantized_names(graph: onnx.ModelProto) -> dict[str, str]:
+    """Tensor name -> the DequantizeLinear output carrying its quantized value (QDQ graphs)."""
+    return dq_map(graph)
 
 
 def quantization_report(model: ir.Model) -> tuple[dict[str, Any], list[dict[str, Any]]]:
