@@ -16,11 +16,12 @@ __all__ = ["DEFAULT_OP_TYPES", "QuantizationOptions", "parse_quantization"]
 
 #: Op types quantized unless the config lists its own: the matrix ops, and the ops around them
 #: that ONNX Runtime's QDQ fusions turn into integer kernels (QLinearConv/MatMul/Add/Pool/...),
-#: so that activations stay INT8 between layers. Normalizations and Softmax stay float.
+#: so that activations stay INT8 between layers, and Gather (INT8 embedding tables). Normalizations
+#: and Softmax stay float.
 DEFAULT_OP_TYPES = (
     "Conv", "ConvTranspose", "MatMul", "Gemm", "Add", "Mul", "Relu", "Clip", "LeakyRelu", "Sigmoid",
     "MaxPool", "AveragePool", "GlobalAveragePool", "Concat", "Resize", "Reshape", "Transpose",
-    "Squeeze", "Unsqueeze", "Flatten", "Split", "Pad",
+    "Squeeze", "Unsqueeze", "Flatten", "Split", "Pad", "Gather",
 )  # fmt: skip
 
 _KEYS = {

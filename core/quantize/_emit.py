@@ -63,12 +63,17 @@ def emit_qdq(
         list(op_types),
         {"ActivationSymmetric": symmetric, "WeightSymmetric": True},
     )
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))  # the quantizer's advice goes to the root logger as warnings
     try:
         quantizer.quantize_model()
     except Exception as exc:  # noqa: BLE001 - the quantizer raises several exception types
         raise OpenATCError(
             "E30010", f"ONNX Runtime's QDQ quantizer failed: {str(exc).strip().splitlines()[0] if str(exc) else exc}"
         ) from None
+    finally:
+        root.setLevel(level)
     return quantizer.model.model
 
 
