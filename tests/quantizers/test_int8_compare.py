@@ -39,3 +39,16 @@ def test_compare_int8_with_fallback_matches(tmp_path: Path, capsys: pytest.Captu
     om = _build(model, data, tmp_path / "guarded", accuracy_target=0.99)
     assert main(["compare", "--golden", str(model), "--om", str(om), "-o", str(tmp_path / "r")]) == 0
     assert "every compared tensor has cosine similarity >= 0.99" in capsys.readouterr().out
+
+
+def test_command_line_build_and_inspect(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = hostile_mlp(tmp_path / "hostile.onnx")
+    write_samples(tmp_path / "calib", {"x": (1, 64)}, 10)
+    (tmp_path / "c.json").write_text(json.dumps({"data_dir": "calib", "algorithm": "mse"}))  # relative to the file
+    args = ["--model", str(model), "--framework=5", "--soc_version=cpu", f"--output={tmp_path / 'q'}"]
+    assert main([*args, f"--calibration_config={tmp_path / 'c.json'}"]) == 0
+    assert main(["inspect", str(tmp_path / "q.om")]) == 0
+    assert "precision: INT8 (mse; weights int8 symmetric per-channel, activations uint8 asymmetric)" in (
+        capsys.readouterr().out
+    )
+    assert (tmp_path / "q_quant_report.csv").is_file()
