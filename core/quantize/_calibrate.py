@@ -54,20 +54,23 @@ def ort_session(model: onnx.ModelProto, outputs: Iterable[str] = (), *, optimize
     """An ONNX Runtime CPU session of ``model`` with ``outputs`` added as graph outputs."""
     import onnxruntime as ort
 
-    proto = onnx.ModelProto()
-    proto.CopyFrom(model)
-    existing = {o.name for o in proto.graph.output}
-    for name in outputs:
+    count = len(model.graph.output)
+    existing = {o.name for o in model.graph.output}
+    for name in outputs:  # added in place and removed after serializing: no copy of the weights
         if name not in existing:
             existing.add(name)
-            proto.graph.output.append(onnx.ValueInfoProto(name=name))
+            model.graph.output.append(onnx.ValueInfoProto(name=name))
+    try:
+        data = model.SerializeToString()
+    finally:
+        del model.graph.output[count:]
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.graph_optimization_level = (
         ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     )
     return ort.InferenceSession(
-        proto.SerializeToString(),
+        data,
         options,
         providers=["CPUExecutionProvider"],
         disabled_optimizers=list(DISABLED_OPTIMIZERS),
