@@ -246,10 +246,12 @@ def _meet_target(
     info["sensitivity"] = [{"layer": n, "accuracy_if_float": round(s, 6)} for s, n in sensitivity]
     chosen: list[str] = []
     for _, name in sensitivity[: opts.max_fallback_layers]:
-        chosen.append(name)
-        trial = emit(excluded | set(chosen))
+        trial = emit(excluded | {*chosen, name})
         trial_score = evaluator(trial)
         logger.info("quantization: %s back to float: accuracy %.6f", name, trial_score)
+        if trial_score <= score:  # no better on the held-out samples: it stays INT8
+            continue
+        chosen.append(name)
         qdq, score = trial, trial_score
         if score >= target:
             break
