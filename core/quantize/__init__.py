@@ -16,6 +16,7 @@ backend's contrib fusions off so that ONNX Runtime's QDQ fusions see Conv/MatMul
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import logging
@@ -74,7 +75,9 @@ def _specs(model: ir.Model) -> list[InputSpec]:
     return specs
 
 
-def _observer_factory(ctx: PassContext, algorithm: str) -> Callable[[], Any]:
+def _observer_factory(
+    ctx: PassContext, algorithm: str, options: dict[str, Any] | None = None, source: str = ""
+) -> Callable[[], Any]:
     from openatc.manager import default_plugin_manager
 
     pm = ctx.plugin_manager or default_plugin_manager()
@@ -86,7 +89,16 @@ def _observer_factory(ctx: PassContext, algorithm: str) -> Callable[[], Any]:
             + ", ".join(sorted(found)),
             hint='Set "algorithm" to one of them, or install the plugin that provides it.',
         )
-    return found[algorithm].factory
+    factory = found[algorithm].factory
+    if not options:
+        return factory
+    try:
+        factory(**options)
+    except (TypeError, ValueError) as exc:
+        raise OpenATCError(
+            "E10060", f"{source}: algorithm_options {options} do not fit algorithm '{algorithm}': {exc}"
+        ) from None
+    return functools.partial(factory, **options)
 
 
 def _split(samples: Samples, opts: QuantizationOptions) -> tuple[Samples, Samples]:
@@ -129,7 +141,7 @@ def quantize_gear(model: ir.Model, ctx: PassContext, gear: str = "gear0") -> ir.
     """The QDQ INT8 version of one gear's optimized FP32 graph; its report in ``metadata_props``."""
     opts: QuantizationOptions = ctx.options.quantization  # type: ignore[attr-defined]
     metric = getattr(ctx.options, "accuracy_metric", None)
-    factory = _observer_factory(ctx, opts.algorithm)
+    factory = _observer_factory(ctx, opts.algorithm, dict(opts.algorithm_options), opts.source)
     if metric is None and opts.accuracy_target is not None and not 0.0 < opts.accuracy_target <= 1.0:
         raise OpenATCError(
             "E10060",

@@ -28,6 +28,7 @@ _KEYS = {
     "data_dir": "folder of samples (str), or {input name: folder}",
     "num_samples": "how many samples to read (int; default all)",
     "algorithm": "quantizer plugin name (minmax, percentile, entropy, mse, ...)",
+    "algorithm_options": 'keyword arguments of the algorithm\'s observer (e.g. {"percentile": 99.999})',
     "per_channel": "per-channel weight scales (bool, default true)",
     "activation_symmetric": "signed symmetric INT8 activations (bool, default false: asymmetric UINT8)",
     "skip_layers": "node names kept in float (list)",
@@ -51,6 +52,7 @@ class QuantizationOptions:
     shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()  # ATC's input_shape inside calibration
     num_samples: int | None = None
     algorithm: str = "minmax"
+    algorithm_options: tuple[tuple[str, Any], ...] = ()
     per_channel: bool = True
     activation_symmetric: bool = False
     skip_layers: tuple[str, ...] = ()
@@ -119,6 +121,9 @@ def options_from_dict(data: dict[str, Any], source: str, base: Path) -> Quantiza
     elif raw is not None:
         raise _error(source, f"'data_dir' must be a folder or {{input name: folder}}, got {raw!r}")
     target = data.get("accuracy_target")
+    algo_options = data.get("algorithm_options", {})
+    if not isinstance(algo_options, dict):
+        raise _error(source, f"'algorithm_options' must be an object of keyword arguments, got {algo_options!r}")
     return QuantizationOptions(
         source=source,
         data_dirs=dirs,
@@ -126,6 +131,7 @@ def options_from_dict(data: dict[str, Any], source: str, base: Path) -> Quantiza
         if "num_samples" in data
         else None,
         algorithm=str(data.get("algorithm", "minmax")),
+        algorithm_options=tuple(sorted(algo_options.items())),
         per_channel=_bool(source, "per_channel", data.get("per_channel", True)),
         activation_symmetric=_bool(source, "activation_symmetric", data.get("activation_symmetric", False)),
         skip_layers=_names(source, "skip_layers", data.get("skip_layers", [])),

@@ -198,7 +198,8 @@ def test_atc_compression_optimize_conf_with_bin(
     model, _ = conv
     rng = np.random.default_rng(3)
     rng.standard_normal((6, 1, 3, 32, 32)).astype(np.float32).tofile(tmp_path / "data.bin")  # 6 samples
-    (tmp_path / "settings.json").write_text(json.dumps({"algorithm": "percentile"}))
+    settings = {"algorithm": "percentile", "algorithm_options": {"percentile": 99.999}}
+    (tmp_path / "settings.json").write_text(json.dumps(settings))
     conf = tmp_path / "quant.cfg"
     conf.write_text(
         "calibration:\n{\n    input_data_dir: data.bin\n    input_shape: x:1,3,32,32\n"

@@ -117,6 +117,10 @@ def test_unknown_key_and_bad_values(model: Path, compile_om: Callable[..., Path]
         compile_om, model, tmp_path, "E10060", "not a cosine",
         calibration_config=_cfg(tmp_path, data_dir=data, accuracy_target=2),
     )  # fmt: skip
+    _fails(
+        compile_om, model, tmp_path, "E10060", "do not fit algorithm 'minmax'",
+        calibration_config=_cfg(tmp_path, data_dir=data, algorithm_options={"percentile": 99.9}),
+    )  # fmt: skip
     (tmp_path / "bad.json").write_text("{")
     _fails(compile_om, model, tmp_path, "E10060", "not valid JSON", calibration_config=str(tmp_path / "bad.json"))
 
