@@ -7,7 +7,8 @@ Layouts of a ``data_dir`` (see docs/precision.md):
 * any .npy/.bin files (single-input models).
 
 A ``.npy`` holds one sample (the input's shape, or that shape without a leading batch of 1); a
-``.bin`` holds raw samples of the input's dtype and shape, one or several back to back.
+``.bin`` holds raw samples of the input's dtype and shape, one or several back to back. For a
+gear (or shape) of batch B > 1, files of batch-1 samples are stacked B at a time.
 """
 
 from __future__ import annotations
@@ -48,25 +49,37 @@ def _files(folder: Path) -> list[Path]:
 
 
 class Samples:
-    """``len(samples)`` samples; ``samples[i]`` reads sample ``i`` of every input from disk."""
+    """``len(samples)`` samples; ``samples[i]`` reads sample ``i`` of every input from disk.
 
-    def __init__(self, entries: Mapping[str, Sequence[tuple[Path, int]]], specs: Sequence[InputSpec]) -> None:
+    With ``batch`` > 1 the files hold batch-1 samples and each sample stacks ``batch`` of them
+    (a gear of batch 4 calibrates on the same files as the gear of batch 1).
+    """
+
+    def __init__(
+        self, entries: Mapping[str, Sequence[tuple[Path, int]]], specs: Sequence[InputSpec], batch: int = 1
+    ) -> None:
         self.entries = {k: list(v) for k, v in entries.items()}
         self.specs = {s.name: s for s in specs}
-        self.count = min(len(v) for v in self.entries.values())
+        self.batch = batch
+        self.count = min(len(v) for v in self.entries.values()) // batch
 
     def __len__(self) -> int:
         return self.count
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-        return {name: _read(path, part, self.specs[name]) for name, (path, part) in _at(self.entries, index)}
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        feeds = {}
+        for name, items in self.entries.items():
+            parts = [_read(*items[index * self.batch + k], self.specs[name]) for k in range(self.batch)]
+            feeds[name] = parts[0] if self.batch == 1 else np.concatenate(parts)
+        return feeds
 
     def subset(self, indices: Sequence[int]) -> Samples:
-        return Samples({k: [v[i] for i in indices] for k, v in self.entries.items()}, list(self.specs.values()))
-
-
-def _at(entries: Mapping[str, list[tuple[Path, int]]], index: int) -> list[tuple[str, tuple[Path, int]]]:
-    return [(name, items[index]) for name, items in entries.items()]
+        units = [i * self.batch + k for i in indices for k in range(self.batch)]
+        return Samples(
+            {k: [v[i] for i in units] for k, v in self.entries.items()}, list(self.specs.values()), self.batch
+        )
 
 
 def _read(path: Path, part: int, spec: InputSpec) -> np.ndarray:
@@ -134,9 +147,30 @@ def _per_input_files(options: QuantizationOptions, specs: Sequence[InputSpec]) -
     return found
 
 
+def _unit_batch(per_input: Mapping[str, list[Path]], specs: Sequence[InputSpec]) -> int:
+    """The gear's batch when the files hold batch-1 samples of a batch > 1 gear, else 1."""
+    batches = {s.shape[0] if s.shape else 1 for s in specs}
+    if len(batches) != 1 or (batch := batches.pop()) <= 1 or not per_input.get(specs[0].name):
+        return 1
+    spec, first = specs[0], per_input[specs[0].name][0]
+    unit = (1, *spec.shape[1:])
+    if first.suffix == ".bin" and first.is_file():
+        size = first.stat().st_size
+        unit_bytes = spec.nbytes // batch
+        return batch if size % spec.nbytes and size and not size % unit_bytes else 1
+    try:
+        shape = tuple(np.load(first, mmap_mode="r", allow_pickle=False).shape)
+    except (OSError, ValueError):
+        return 1
+    return batch if shape in (unit, unit[1:]) else 1
+
+
 def find_samples(options: QuantizationOptions, specs: Sequence[InputSpec]) -> Samples:
     """The calibration samples for ``specs`` (checked: counts, dtypes and shapes of every file)."""
     per_input = _per_input_files(options, specs)
+    batch = _unit_batch(per_input, specs)
+    if batch > 1:
+        specs = [InputSpec(s.name, s.dtype, (1, *s.shape[1:])) for s in specs]
     entries: dict[str, list[tuple[Path, int]]] = {}
     for spec in specs:
         files = per_input[spec.name]
@@ -165,7 +199,7 @@ def find_samples(options: QuantizationOptions, specs: Sequence[InputSpec]) -> Sa
             + ", ".join(f"{n}: {c}" for n, c in counts.items()),
             hint="Give every input the same number of samples.",
         )
-    available = next(iter(counts.values()))
+    available = next(iter(counts.values())) // batch
     wanted = options.num_samples
     if wanted is not None and available < wanted:
         raise OpenATCError(
@@ -173,5 +207,5 @@ def find_samples(options: QuantizationOptions, specs: Sequence[InputSpec]) -> Sa
             f"{options.source}: num_samples is {wanted} but only {available} sample(s) were found",
             hint="Add samples, or lower num_samples.",
         )
-    samples = Samples(entries, specs)
+    samples = Samples(entries, specs, batch)
     return samples.subset(range(wanted)) if wanted is not None else samples

@@ -249,3 +249,27 @@ def test_ctrl_c_leaves_no_om(conv: tuple[Path, Path], tmp_path: Path) -> None:
             calibration_config=str(cfg), plugin_manager=pm,
         )  # fmt: skip
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json"]
+
+
+def test_gears_calibrate_on_batch_one_samples(
+    text_encoder: Path, compile_om: Callable[..., Path], tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(2)
+    data = tmp_path / "ids"
+    data.mkdir()
+    for i in range(16):  # batch-1 samples: 16 for the gear of batch 1, 8 for the gear of batch 2
+        np.save(data / f"{i}.npy", rng.integers(0, 4096, (1, 16)).astype(np.int64))
+    cfg = _config(tmp_path / "c.json", data_dir=str(data), holdout_fraction=0.25)
+    om = compile_om(
+        text_encoder, output=tmp_path / "enc", calibration_config=str(cfg),
+        input_shape="input_ids:-1,16", dynamic_batch_size="1,2",
+    )  # fmt: skip
+    gears = _manifest(om)["gears"]
+    assert [g["quantization"]["samples"] for g in gears] == [
+        {"calibration": 12, "held_out": 4},
+        {"calibration": 6, "held_out": 2},
+    ]
+    ids = rng.integers(0, 4096, (2, 16)).astype(np.int64)
+    assert cosine(_om_out(om, {"input_ids": ids}), _fp32(text_encoder, {"input_ids": ids})) >= MIN_COSINE
+    report = json.loads((tmp_path / "enc_quant_report.json").read_text())["gears"]
+    assert set(report) == {"gear0", "gear1"}
