@@ -111,6 +111,7 @@ def calibrate(
     names = [t for t in tensors if t in available]
     outputs = {o.name for o in model.graph.output}
     observers = {t: (full_range if full_range is not None and t in outputs else factory)() for t in names}
+    seen = {t: [np.inf, -np.inf] for t in names}  # running min/max: a range never exceeds the data
     progress = Progress("calibration", len(samples))
     try:
         for index in range(len(samples)):
@@ -118,6 +119,10 @@ def calibrate(
             for name, array in zip(names, results, strict=True):
                 if isinstance(array, np.ndarray) and array.dtype.kind == "f":
                     observers[name].observe(array)
+                    finite = array[np.isfinite(array)] if array.size else array
+                    if finite.size:
+                        bounds = seen[name]
+                        bounds[0], bounds[1] = min(bounds[0], float(finite.min())), max(bounds[1], float(finite.max()))
             del results
             progress.step(index + 1)
     finally:
@@ -125,6 +130,11 @@ def calibrate(
     ranges = {}
     for name, observer in observers.items():
         low, high = (float(v) for v in observer.range())
+        lowest, highest = seen[name]
+        if not symmetric and lowest <= highest:
+            # Histogram observers return (-t, t) for signed data; with a zero point the side the data
+            # never reaches is wasted levels (HardSwish: [-0.375, t]), so clip to what was seen.
+            low, high = max(low, min(lowest, 0.0)), min(high, max(highest, 0.0))
         if symmetric:
             top = max(abs(low), abs(high))
             low, high = -top, top

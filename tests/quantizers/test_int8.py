@@ -273,3 +273,33 @@ def test_gears_calibrate_on_batch_one_samples(
     assert cosine(_om_out(om, {"input_ids": ids}), _fp32(text_encoder, {"input_ids": ids})) >= MIN_COSINE
     report = json.loads((tmp_path / "enc_quant_report.json").read_text())["gears"]
     assert set(report) == {"gear0", "gear1"}
+
+
+def test_calibrated_ranges_never_pass_the_data(tmp_path: Path) -> None:
+    """A skewed activation (values in [-0.5, 8]) keeps its short side under UINT8 activations."""
+    from onnx import TensorProto, helper
+
+    from openatc.plugins.quantizers import PercentileObserver
+    from openatc.quantize._calibrate import calibrate
+    from openatc.quantize._data import InputSpec, Samples
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"], name="relu"), helper.make_node("Sub", ["r", "half"], ["y"], name="s")],
+        "skewed",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4096])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4096])],
+        [onnx.numpy_helper.from_array(np.array(0.5, np.float32), "half")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    folder = tmp_path / "d"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        np.save(folder / f"{i}.npy", (rng.random((1, 4096)) * 8.5 - 0.5).astype(np.float32))
+    spec = InputSpec("x", np.dtype(np.float32), (1, 4096))
+    samples = Samples({"x": [(p, 0) for p in sorted(folder.iterdir())]}, [spec])
+    asymmetric = calibrate(model, samples, ["x", "y"], PercentileObserver, symmetric=False)
+    low, high = asymmetric["x"]
+    assert -0.5 <= low < -0.49 and 7.9 < high <= 8.0  # not (-8, 8)
+    symmetric = calibrate(model, samples, ["x", "y"], PercentileObserver, symmetric=True)
+    assert symmetric["x"][0] == -symmetric["x"][1] and symmetric["x"][1] > 7.9
