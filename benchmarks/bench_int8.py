@@ -285,6 +285,40 @@ def _table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def markdown(path: Path) -> str:
+    """The results of one run (a JSON this script wrote) as a markdown table, for docs/precision.md."""
+    data = json.loads(path.read_text())
+    lines = [
+        f"`--algorithm {data['algorithm']}`, {data['samples']} calibration samples, {data['threads']} thread(s), "
+        f"median of {data['runs']} runs",
+        "",
+        "| model | engine | latency / FP32 | size / FP32 | cosine vs FP32 | INT8 notes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in data["results"]:
+        if "error" in r:
+            lines.append(f"| {r['model']} | error | | | | {r['error'][:80]} |")
+            continue
+        lines.append(f"| {r['model']} ({r['input_shape']}) | ORT FP32: {r['ort_fp32_ms']:.2f} ms | 1.00 | 1.00 | 1 | |")
+        for label, title in (("fp32", "openatc FP32"), ("fp16", "openatc FP16"), ("int8", "openatc INT8"),
+                             ("ort_int8", "ORT quantize_static")):  # fmt: skip
+            if label not in r:
+                continue
+            e = r[label]
+            note = ""
+            quant = e.get("quantization", {})
+            if quant:
+                fallback = len(quant.get("fallback_layers") or [])
+                note = (
+                    f"{quant['int8_layers']} INT8 / {quant['float_layers']} float layers; held-out score "
+                    f"{quant.get('accuracy_before')} -> {quant.get('accuracy')}, {fallback} layer(s) back to float"
+                )
+            lines.append(
+                f"| | {title} | {e['latency_ratio']:.2f} | {e['size_ratio']:.2f} | {e['cosine_vs_fp32']:.4f} | {note} |"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="text_encoder,ppocr_det,ppocr_rec,ppocr_cls")
@@ -296,7 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-target", action="store_true", help="no accuracy_target (no fallback)")
     parser.add_argument("--cache", type=Path, default=HERE / ".cache")
     parser.add_argument("--output", type=Path, default=HERE / "results" / "int8.json")
+    parser.add_argument("--markdown", type=Path, help="print a results JSON as a markdown table and exit")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(args.markdown))
+        return 0
     logging.getLogger("onnxruntime").setLevel(logging.ERROR)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
