@@ -204,6 +204,8 @@ def _bench_case(case: dict[str, Any], args: argparse.Namespace, work: Path) -> d
     config: dict[str, Any] = {"data_dir": str(calib_dir), "algorithm": args.algorithm, "holdout_fraction": 0.2}
     if args.algorithm == "percentile":  # ONNX Runtime's default percentile, for a like-for-like comparison
         config["algorithm_options"] = {"percentile": 99.999}
+    if args.op_types:
+        config["op_types"] = args.op_types.split(",")
     if not args.no_target:
         config["accuracy_target"] = 0.99
     (work / f"{name}_calib.json").write_text(json.dumps(config))
@@ -328,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--algorithm", default="minmax")
     parser.add_argument("--no-target", action="store_true", help="no accuracy_target (no fallback)")
+    parser.add_argument("--op-types", default="", help="comma-separated op types to quantize (default: openatc's)")
     parser.add_argument("--cache", type=Path, default=HERE / ".cache")
     parser.add_argument("--output", type=Path, default=HERE / "results" / "int8.json")
     parser.add_argument("--markdown", type=Path, help="print a results JSON as a markdown table and exit")
