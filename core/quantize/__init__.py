@@ -152,6 +152,7 @@ def quantize_gear(model: ir.Model, ctx: PassContext, gear: str = "gear0") -> ir.
     _check_atc_shapes(opts, specs)
     samples = find_samples(opts, specs)
     calib, holdout = _split(samples, opts)
+    held = len(samples) - len(calib)  # 0: the checks run on (up to 16) calibration samples
     proto = _prepared(model)
     excluded = _excluded(proto, opts)
     tensors = float_tensors(proto, opts.op_types, excluded)
@@ -161,7 +162,7 @@ def quantize_gear(model: ir.Model, ctx: PassContext, gear: str = "gear0") -> ir.
         len(tensors),
         opts.algorithm,
         len(calib),
-        len(holdout) if len(holdout) != len(calib) or opts.holdout_fraction else 0,
+        held,
     )
     full_range = _observer_factory(ctx, "minmax") if opts.algorithm != "minmax" else None
     ranges = calibrate(proto, calib, tensors, factory, symmetric=opts.activation_symmetric, full_range=full_range)
@@ -183,7 +184,7 @@ def quantize_gear(model: ir.Model, ctx: PassContext, gear: str = "gear0") -> ir.
         "per_channel": opts.per_channel,
         "weights": "int8 symmetric" + (" per-channel" if opts.per_channel else " per-tensor"),
         "activations": "int8 symmetric" if opts.activation_symmetric else "uint8 asymmetric",
-        "samples": {"calibration": len(calib), "held_out": len(holdout)},
+        "samples": {"calibration": len(calib), "held_out": held},
         "skipped": sorted(excluded),
     }
     if opts.accuracy_target is not None or metric is not None:

@@ -131,10 +131,13 @@ def test_per_layer_report_files(conv: tuple[Path, Path], compile_om: Callable[..
 
 def test_skip_lists_keep_layers_float(conv: tuple[Path, Path], compile_om: Callable[..., Path], tmp_path: Path) -> None:
     model, data = conv
-    cfg = _config(tmp_path / "c.json", data_dir=str(data), skip_layers=["conv2"], skip_op_types=["Gemm"])
+    cfg = _config(
+        tmp_path / "c.json", data_dir=str(data), skip_layers=["conv2"], skip_op_types=["Gemm"], holdout_fraction=0
+    )
     om = compile_om(model, calibration_config=str(cfg))
     quant = _manifest(om)["gears"][0]["quantization"]
     assert quant["skipped"] == ["conv2", "fc"]
+    assert quant["samples"] == {"calibration": 24, "held_out": 0}
     ops = _optimized_ops(om, tmp_path)
     assert "QLinearConv" in ops and ops & {"Conv", "FusedConv"}, " ".join(sorted(ops))  # conv1 integer, conv2 float
     assert "QGemm" not in ops
