@@ -138,7 +138,11 @@ def _prepared(model: ir.Model) -> onnx.ModelProto:
 
 
 def quantize_gear(model: ir.Model, ctx: PassContext, gear: str = "gear0") -> ir.Model:
-    """The QDQ INT8 version of one gear's optimized FP32 graph; its report in ``metadata_props``."""
+    """The QDQ INT8 version of one gear's optimized FP32 graph; its report in ``metadata_props``.
+
+    One function for the whole sequence of the module docstring (steps 1-5), so that the order
+    of calibration, emission, fallback and report reads in one place.
+    """
     opts: QuantizationOptions = ctx.options.quantization  # type: ignore[attr-defined]
     metric = getattr(ctx.options, "accuracy_metric", None)
     factory = _observer_factory(ctx, opts.algorithm, dict(opts.algorithm_options), opts.source)

@@ -22,7 +22,7 @@ from openatc.errors import OpenATCError
 from ._calibrate import ort_session
 from ._data import Samples
 
-__all__ = ["LayerStats", "emit_qdq", "evaluate", "layer_report", "quantized_nodes"]
+__all__ = ["Evaluator", "LayerStats", "cosine_metric", "dq_map", "emit_qdq", "layer_report", "quantized_nodes"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,10 +126,6 @@ class Evaluator:
         except Exception as exc:  # noqa: BLE001
             raise OpenATCError("E30010", f"the INT8 graph does not run in ONNX Runtime: {exc}") from None
         return float(self.metric(self.reference, candidate))
-
-
-def evaluate(model: onnx.ModelProto, samples: Samples, metric: Metric | None = None) -> Evaluator:
-    return Evaluator(model, samples, metric or cosine_metric)
 
 
 @dataclass
