@@ -71,10 +71,20 @@ def build(*, plugin_manager: OpenATCPluginManager | None = None, **flags: Any) -
 
     Flags take the same values as on the command line (``framework=5``,
     ``input_shape="x:1,3,224,224"``); ``mode`` must be 0. Raises :class:`OpenATCError`.
+    ``accuracy_metric`` (Python only): for INT8 builds, a callable scoring the held-out outputs,
+    ``fn(fp32_outputs, int8_outputs) -> float`` (lists of ``{output name: array}``, one per
+    sample; higher is better), compared with the config's ``accuracy_target``.
     """
+    import dataclasses
+
     from openatc.pipeline import build_om
 
+    metric = flags.pop("accuracy_metric", None)
     options = BuildOptions.from_flags(flags)
+    if metric is not None:
+        if not callable(metric):
+            raise OpenATCError("E10001", "accuracy_metric must be a callable (fp32_outputs, int8_outputs) -> float")
+        options = dataclasses.replace(options, accuracy_metric=metric)
     if options.mode != 0:
         raise OpenATCError("E10001", f"openatc.build() builds an .om (mode 0), not --mode={options.mode}")
     return build_om(options, plugin_manager).path

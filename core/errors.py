@@ -171,6 +171,26 @@ CATALOGUE: dict[str, ErrorInfo] = {
         "Two flags give the same thing (e.g. one input in both --input_shape and --input_shape_range).",
         "Give it in one of them.",
     ),
+    "E10060": ErrorInfo(
+        "Calibration_Config_Invalid",
+        "The INT8 calibration config (--calibration_config or --compression_optimize_conf) has a syntax "
+        "error, an unknown key or a value out of range.",
+        "Fix the entry named in the message; docs/precision.md (INT8) lists every key.",
+    ),
+    "E10061": ErrorInfo(
+        "Calibration_Data_Invalid",
+        "The calibration samples cannot feed the model: a folder is empty or missing, a file has the wrong "
+        "dtype or shape for its input, the inputs have different sample counts, or fewer samples than "
+        "num_samples were found.",
+        "Save one sample per .npy (or raw samples per .bin) with each input's dtype and shape; the message "
+        "names the file, what was expected and what it holds.",
+    ),
+    "E10062": ErrorInfo(
+        "Unknown_Calibration_Algorithm",
+        "The calibration config names an algorithm no installed quantizer plugin provides.",
+        "Use one of the algorithms the message lists (minmax, percentile, entropy, mse built in), or install "
+        "the plugin that provides it.",
+    ),
     "E10410": ErrorInfo(
         "File_Not_Found",
         "A file named by a flag does not exist or cannot be read.",
@@ -251,6 +271,11 @@ CATALOGUE: dict[str, ErrorInfo] = {
         "Gear_Shape_Inference_Failed",
         "The model's shape inference fails at the dims of one gear (a node cannot take them).",
         "Remove that gear, or check which sizes the node named in the message accepts.",
+    ),
+    "E30010": ErrorInfo(
+        "Quantization_Failed",
+        "ONNX Runtime's QDQ quantizer could not quantize the graph, or the INT8 graph does not run.",
+        "Keep the layer named in the message float (skip_layers / skip_op_types), and report the model.",
     ),
     "E40001": ErrorInfo(
         "Unknown_Soc_Version",

@@ -79,6 +79,16 @@ def summary(path: Path) -> str:
         shapes = "; ".join(f"{t['name']}:{','.join(str(d) for d in t['shape'])}" for t in gear["inputs"])
         ops = ", ".join(f"{k} x{v}" for k, v in sorted(gear["ops"].items(), key=lambda kv: -kv[1]))
         lines.append(f"    {gear['name']}: {shapes}  ({gear['nodes']} nodes: {ops})")
+        quant = gear.get("quantization")
+        if quant:
+            lines.append(
+                f"      precision: INT8 ({quant['algorithm']}; weights {quant['weights']}, activations "
+                f"{quant['activations']}): {quant['int8_layers']} layer(s) INT8, {quant['float_layers']} float"
+                + (f", accuracy {quant['accuracy']}" if "accuracy" in quant else "")
+            )
+        elif gear.get("precision"):
+            p = gear["precision"]
+            lines.append(f"      precision: {p.get('mode')} ({p.get('layers', {})})")
         for p in gear.get("passes", []):
             if p.get("modified"):
                 lines.append(

@@ -44,6 +44,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "openatc.plugins.backends.cpu",
     "openatc.plugins.backends.reference",
     "openatc.plugins.aipp",
+    "openatc.plugins.quantizers",
 )
 
 R = TypeVar("R")

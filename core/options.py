@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from openatc.errors import OpenATCError
 from openatc.flags import FLAGS_BY_NAME
 from openatc.gears import Dynamic, InputShape, parse_dynamic, parse_input_shape
 from openatc.precision import PrecisionOptions, parse_precision
+from openatc.quantize import QuantizationOptions, parse_quantization
 
 __all__ = ["FRAMEWORKS", "LOG_LEVELS", "OUTPUT_TYPES", "BuildOptions", "InputShape", "OutputTypeRule"]
 
@@ -80,6 +81,8 @@ class BuildOptions:
     output_type: str | None = None  # numpy dtype name applied to every floating output
     output_type_rules: tuple[OutputTypeRule, ...] = ()
     precision: PrecisionOptions = field(default_factory=PrecisionOptions)  # --precision_mode, --keep_dtype, ...
+    quantization: QuantizationOptions | None = None  # --calibration_config / --compression_optimize_conf
+    accuracy_metric: Callable[..., float] | None = field(default=None, compare=False)  # openatc.build(...) only
     log: str = "null"
     flags: tuple[tuple[str, str], ...] = ()  # every flag given, sorted, as recorded in the manifest
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -273,6 +276,7 @@ def _mode0(given: Mapping[str, str]) -> dict[str, object]:
         "output_type": output_type,
         "output_type_rules": rules,
         "precision": parse_precision(given),
+        "quantization": parse_quantization(given),
     }
 
 

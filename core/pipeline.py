@@ -6,6 +6,7 @@ The host never imports a frontend or a backend: both are records looked up in th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import importlib.metadata
 import json
@@ -31,6 +32,7 @@ from openatc.memory import plan_memory
 from openatc.options import FRAMEWORKS, BuildOptions
 from openatc.passmanager import PassRecord, missed_fusions, order_passes, run_passes
 from openatc.precision import apply_precision, precision_report
+from openatc.quantize import quantization_report, quantize_gear, write_layer_reports
 from openatc.specialize import (
     apply_input_shapes,
     apply_output_types,
@@ -38,7 +40,7 @@ from openatc.specialize import (
     cut_outputs,
     shape_inference_error,
 )
-from openatc.types import Backend, CompileContext, Frontend, PassContext, PassSpec, TensorSpec
+from openatc.types import Backend, BackendCapabilities, CompileContext, Frontend, PassContext, PassSpec, TensorSpec
 
 __all__ = ["BuildResult", "build_om"]
 
@@ -65,6 +67,7 @@ class _Gear:
     weights: dict[str, np.ndarray]
     info: dict[str, Any]
     digests: dict[str, str] = field(default_factory=dict)  # weight name -> content digest
+    layers: list[dict[str, Any]] = field(default_factory=list)  # INT8: per-layer report rows
 
 
 def _weight_digest(array: np.ndarray) -> str:
@@ -116,7 +119,7 @@ def build_om(options: BuildOptions, pm: OpenATCPluginManager | None = None) -> B
     apply_input_shapes(model.clone(), options.input_shape)  # names, ranks, fixed dims: checked once
     cut_outputs(model, options.out_nodes)
     passes = order_passes([*pm.passes().values(), *backend.passes], switches=options.fusion_switches)
-    ctx = PassContext(options=options, capabilities=backend.capabilities, plugin_manager=pm)
+    ctx = PassContext(options=options, capabilities=_pass_capabilities(options, backend), plugin_manager=pm)
     plans = gear_shapes(options.input_shape, options.dynamic, options.input_format)
     strict = len(plans) > 1 and shape_inference_error(model) is None  # else onnx cannot judge the gears
     gears: list[_Gear] = []
@@ -142,6 +145,9 @@ def build_om(options: BuildOptions, pm: OpenATCPluginManager | None = None) -> B
     outputs = _merged_specs([g.info["outputs"] for g in gears])
     manifest, sections = _assemble(options, pm, backend, frontend, inputs, outputs, gears)
     path = _write_verified(options.om_path, sections, pm)
+    if options.quantization is not None and options.quantization.report:
+        csv_path, json_path = write_layer_reports(path, {g.name: g.layers for g in gears})
+        logger.info("quantization: per-layer report in %s and %s", csv_path, json_path)
     seconds = time.perf_counter() - start
     logger.info("wrote %s (%d B, %d gear(s)) in %.2f s", path, path.stat().st_size, len(gears), seconds)
     return BuildResult(path, manifest, reports, seconds)
@@ -170,10 +176,20 @@ def _build_gear(
             )
     apply_aipp(model, ctx)  # before the passes, so that they fold and fuse the inserted ops too
     report = run_passes(model, passes, ctx)
+    if options.quantization is not None:
+        model = quantize_gear(model, ctx, name)
     apply_precision(model, ctx)  # after passes and AIPP, before --output_type and the backend
     apply_output_types(model, options.output_type, options.output_type_rules, options.out_nodes)
     gear = _compile_gear(name, model, backend, options, report)
     return gear, report
+
+
+def _pass_capabilities(options: BuildOptions, backend: Backend) -> BackendCapabilities:
+    """INT8 builds keep standard ONNX ops: the backend's contrib fusions would hide Conv/MatMul/Gemm
+    from ONNX Runtime's quantizer (ONNX Runtime fuses the QDQ graph into its integer kernels)."""
+    if options.quantization is None:
+        return backend.capabilities
+    return dataclasses.replace(backend.capabilities, fused_ops=())
 
 
 def _check_dynamic_support(options: BuildOptions, backend: Backend) -> None:
@@ -243,6 +259,9 @@ def _compile_gear(
         raise
     except Exception as exc:
         raise OpenATCError("E40002", f"backend '{backend.name}' failed to compile {name}: {exc}") from exc
+    quantization, layers = quantization_report(model)
+    for key in ("openatc.quantization", "openatc.quantization.layers"):
+        model.metadata_props.pop(key, None)
     graph, weights = split_weights(model)
     info = {
         "name": name,
@@ -256,7 +275,9 @@ def _compile_gear(
         "passes": [r.to_json() for r in report],
         "missed_fusions": missed_fusions(model),
     }
-    return _Gear(name, graph, payload, weights, info)
+    if quantization:
+        info["quantization"] = quantization
+    return _Gear(name, graph, payload, weights, info, layers=layers)
 
 
 def _versions(backend: Backend) -> dict[str, str]:

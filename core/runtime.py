@@ -284,8 +284,11 @@ class Session:
 
         Loads a second executor of that gear whose graph lists every node output as a graph
         output, so the backend cannot fuse across them; the weights are the same mapped views.
+        In an INT8 (QDQ) graph, a tensor quantized by a QuantizeLinear -> DequantizeLinear pair is
+        reported under its own name with the DequantizeLinear output: the value its consumers see.
         """
         from openatc.graph import expose_intermediates
+        from openatc.quantize import dequantized_names
 
         index = self._check_feeds(feeds)
         gear = dict(self._gears[index])
@@ -293,7 +296,11 @@ class Session:
         gear["graph_bytes"] = graph.SerializeToString()
         executor = self._load_gear(gear, self._om.weights(), True, {})
         names = [o.name for o in graph.graph.output]
-        return dict(zip(names, executor.run(feeds, names), strict=True))
+        results = dict(zip(names, executor.run(feeds, names), strict=True))
+        for original, dequantized in dequantized_names(graph).items():  # INT8: what the consumers see
+            if dequantized in results:
+                results[original] = results[dequantized]
+        return results
 
     # -- lifetime ------------------------------------------------------------------------------
     def close(self) -> None:

@@ -42,7 +42,10 @@ SOC_VERSIONS = ("cpu", "x86_64", "aarch64")
 #: ONNX Runtime graph optimizers the cpu backend turns off. SkipLayerNormFusion (Add +
 #: LayerNormalization -> SkipLayerNormalization) fires once shapes are static and made the example
 #: encoder 8-10% slower at every size measured (1x64 .. 8x128, 1 and 2 threads; see benchmarks/).
-DISABLED_ORT_OPTIMIZERS = ("SkipLayerNormFusion",)
+#: WeightBiasQuantization quantizes the float weights of a layer that sits between a
+#: DequantizeLinear and a QuantizeLinear: it would make INT8 a layer that an INT8 build kept float
+#: (skip lists, accuracy fallback), so openatc's QDQ graph alone decides what runs in INT8.
+DISABLED_ORT_OPTIMIZERS = ("SkipLayerNormFusion", "WeightBiasQuantization")
 #: ONNX Runtime contrib ops (CPU kernels) that openatc's fusion passes may emit for this backend.
 #: SkipLayerNormalization is offered, but its pass is off by default (see DISABLED_ORT_OPTIMIZERS).
 FUSED_OPS = tuple(

@@ -5,9 +5,8 @@ of one tensor; statistics are streamed, memory is constant in the number of batc
 ``range() -> (low, high)``. Histogram-based observers return ``(-t, t)`` for signed tensors and
 ``(0, t)`` for non-negative ones.
 
-The INT8 quantization host that uses them (``--compression_optimize_conf``) is not built yet: the
-flags fail with E10055. Until it is, this module is not in ``BUILTIN_PLUGINS``; register it on a
-plugin manager to use the observers.
+The INT8 quantization host (:mod:`openatc.quantize`, ``--calibration_config`` and
+``--compression_optimize_conf``) looks them up by the ``algorithm`` of the calibration config.
 """
 
 from __future__ import annotations

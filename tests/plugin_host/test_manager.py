@@ -341,7 +341,7 @@ def test_duplicate_soc_version_fails_the_lookup_too(
 @pytest.mark.parametrize(
     ("kind", "record", "accessor"),
     [
-        ("quantizers", openatc.Quantizer("minmax", factory=lambda: None), "quantizers"),
+        ("quantizers", openatc.Quantizer("toy_range", factory=lambda: None), "quantizers"),
         ("aipp_formats", openatc.AippFormat("TOY420SP_U8", build=lambda *a: []), "aipp_formats"),
         ("backends", _backend("npu", "Chip1"), "backends"),
         ("passes", _toy_pass("fuse_everything"), "passes"),
