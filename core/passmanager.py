@@ -276,7 +276,7 @@ def _missed_at(node: ir.Node) -> tuple[str, str] | None:
         return "layer_norm_fusion", "ReduceMean then Sub (decomposed LayerNormalization)"
     if (
         op == "Softmax"
-        and _producer_op(node.inputs[0]) in ("MatMul", "Div", "Mul", "Add")
+        and _producer_op(node.inputs[0]) in ("MatMul", "Div", "Mul", "Add", "Where")
         and "MatMul" in _consumer_ops(out)
     ):
         return "attention_fusion", "MatMul, Softmax, MatMul (scaled dot-product attention)"

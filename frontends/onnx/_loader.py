@@ -151,6 +151,10 @@ def _convert_opset(path: Path, proto: onnx.ModelProto) -> onnx.ModelProto:
             version,
         )
         return proto
+    if _signature(converted) != _signature(proto) and _refined_only(proto, converted):
+        # the converter's shape inference only made symbolic dims concrete: keep the model's own types
+        for old, new in zip([*proto.graph.input, *proto.graph.output], _signature_values(converted), strict=True):
+            new.type.CopyFrom(old.type)
     if _signature(converted) != _signature(proto):
         logger.warning(
             "'%s': converting opset %d to %d changes the model's inputs or outputs; keeping opset %d",
@@ -162,6 +166,30 @@ def _convert_opset(path: Path, proto: onnx.ModelProto) -> onnx.ModelProto:
         return proto
     logger.info("'%s': converted opset %d to %d", path, version, INTERNAL_OPSET)
     return converted
+
+
+def _signature_values(proto: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    return [*proto.graph.input, *proto.graph.output]
+
+
+def _refined_only(proto: onnx.ModelProto, converted: onnx.ModelProto) -> bool:
+    """Same inputs and outputs (names, element types, ranks, fixed dims), where the converted model
+    may give a concrete size to a dim the original leaves symbolic."""
+    before, after = _signature_values(proto), _signature_values(converted)
+    if len(before) != len(after) or len(proto.graph.input) != len(converted.graph.input):
+        return False
+    for old, new in zip(before, after, strict=True):
+        if old.name != new.name or old.type.WhichOneof("value") != "tensor_type":
+            return False
+        a, b = old.type.tensor_type, new.type.tensor_type
+        if a.elem_type != b.elem_type or a.HasField("shape") != b.HasField("shape"):
+            return False
+        if len(a.shape.dim) != len(b.shape.dim):
+            return False
+        for x, y in zip(a.shape.dim, b.shape.dim, strict=True):
+            if x.HasField("dim_value") and (not y.HasField("dim_value") or x.dim_value != y.dim_value):
+                return False
+    return True
 
 
 def _signature(proto: onnx.ModelProto) -> list[str]:

@@ -76,11 +76,38 @@ def _key_heads(value: ir.Value) -> tuple[ir.Value, int, float] | None:
     if split is not None:
         return split[0], split[1], 1.0
     swap = value.producer()
-    if not is_op(swap, "Transpose") or attr_ints(swap, "perm") != (0, 1, 3, 2) or not single_use(value):
-        return None
-    heads, factor = _through_scale(swap.inputs[0])
+    if is_op(swap, "Transpose") and attr_ints(swap, "perm") == (0, 1, 3, 2) and single_use(value):
+        source = swap.inputs[0]
+    else:
+        source = _folded_swap(value)
+        if source is None:
+            return None
+    heads, factor = _through_scale(source)
     split = _split_heads(heads, _HEADS)
     return None if split is None else (split[0], split[1], factor)
+
+
+def _folded_swap(value: ir.Value) -> ir.Value | None:
+    """x when ``value`` is ``Reshape(Transpose(Reshape(x, [B*H, S, D]), (0, 2, 1)), [B, H, D, S])``
+    for x of shape [B, H, S, D]: the last two axes of x swapped, as the dynamo exporter writes K^T
+    of ``scaled_dot_product_attention`` (with the heads folded into the batch)."""
+    outer = value.producer()
+    if not is_op(outer, "Reshape") or not single_use(value) or not single_use(outer.inputs[0]):
+        return None
+    swap = outer.inputs[0].producer()
+    if not is_op(swap, "Transpose") or attr_ints(swap, "perm") != (0, 2, 1) or not single_use(swap.inputs[0]):
+        return None
+    inner = swap.inputs[0].producer()
+    if not is_op(inner, "Reshape"):
+        return None
+    x = inner.inputs[0]
+    xs, folded, out = static_shape(x), static_shape(inner.outputs[0]), static_shape(value)
+    if xs is None or folded is None or out is None or len(xs) != 4:
+        return None
+    b, h, s, d = xs
+    if folded != (b * h, s, d) or out != (b, h, d, s):
+        return None
+    return x
 
 
 class FuseAttentionPass(ir.passes.InPlacePass):
@@ -209,6 +236,12 @@ class FuseAttentionPass(ir.passes.InPlacePass):
         parts = []
         for value in (m.q, m.k, m.v):
             add = value.producer()
+            if is_op(add, "MatMul"):  # no bias (an all-zero bias Add was removed as a no-op)
+                w = const_array(add.inputs[1])
+                if w is None or w.ndim != 2:
+                    return None
+                parts.append((add.inputs[0], w, np.zeros(w.shape[1], w.dtype)))
+                continue
             if not is_op(add, "Add"):
                 return None
             for i in (0, 1):
