@@ -277,7 +277,7 @@ def _missed_at(node: ir.Node) -> tuple[str, str] | None:
     if (
         op == "Softmax"
         and _producer_op(node.inputs[0]) in ("MatMul", "Div", "Mul", "Add", "Where")
-        and "MatMul" in _consumer_ops(out)
+        and ("MatMul" in _consumer_ops(out) or {"IsNaN", "Where"} <= _consumer_ops(out))
     ):
         return "attention_fusion", "MatMul, Softmax, MatMul (scaled dot-product attention)"
     if op == "Transpose" and _producer_op(node.inputs[0]) == "Transpose":

@@ -110,6 +110,32 @@ def _folded_swap(value: ir.Value) -> ir.Value | None:
     return x
 
 
+def _nan_guard(softmax: ir.Node) -> ir.Node | None:
+    """``Where(IsNaN(p), 0, p)`` on the softmax's output ``p`` (the dynamo exporter's guard for rows
+    that the mask hides entirely), or None."""
+    probs = softmax.outputs[0]
+    if probs.is_graph_output() or len(probs.uses()) != 2:
+        return None
+    users = {use.node.op_type: use.node for use in probs.uses() if is_op(use.node, ("IsNaN", "Where"))}
+    isnan, where = users.get("IsNaN"), users.get("Where")
+    if isnan is None or where is None or not single_use(isnan.outputs[0]):
+        return None
+    if where.inputs[0] is not isnan.outputs[0] or where.inputs[2] is not probs:
+        return None
+    zero = const_array(where.inputs[1])
+    return where if zero is not None and zero.size == 1 and float(zero.reshape(())) == 0.0 else None
+
+
+def _rows_never_all_masked(bias: ir.Value | None) -> bool:
+    """True when no row of the scores can be all -inf (so the softmax cannot give NaN on finite
+    inputs and a NaN guard after it changes nothing): no bias, or a constant one with a finite
+    entry in every row."""
+    if bias is None:
+        return True
+    array = const_array(bias)
+    return array is not None and bool(np.isfinite(array).any(axis=-1).all())
+
+
 class FuseAttentionPass(ir.passes.InPlacePass):
     """Finds ``Softmax(scale * Q K^T [+ bias]) V`` with the heads split by ``Reshape`` + ``Transpose``
     and merged back after, as both PyTorch exporters write it (the legacy exporter scales the scores
@@ -150,10 +176,14 @@ class FuseAttentionPass(ir.passes.InPlacePass):
     def _match(softmax: ir.Node) -> _Match | None:
         scores = softmax.inputs[0]
         rank = len(static_shape(scores) or ())
-        if rank != 4 or attr_int(softmax, "axis", -1) not in (-1, 3) or not single_use(softmax.outputs[0]):
+        if rank != 4 or attr_int(softmax, "axis", -1) not in (-1, 3):
             return None
-        pv = next(iter(softmax.outputs[0].uses())).node
-        if not is_op(pv, "MatMul") or pv.inputs[0] is not softmax.outputs[0]:
+        guard = _nan_guard(softmax)
+        probs = softmax.outputs[0] if guard is None else guard.outputs[0]
+        if not single_use(probs) or (guard is None and len(softmax.outputs[0].uses()) != 1):
+            return None
+        pv = next(iter(probs.uses())).node
+        if not is_op(pv, "MatMul") or pv.inputs[0] is not probs:
             return None
         bias = None
         add = scores.producer()
@@ -169,6 +199,8 @@ class FuseAttentionPass(ir.passes.InPlacePass):
                     break
             else:
                 return None
+        if guard is not None and not _rows_never_all_masked(bias):
+            return None
         qk_value, scale = _through_scale(scores)
         qk = qk_value.producer()
         if not is_op(qk, "MatMul") or not single_use(qk_value):
@@ -190,7 +222,9 @@ class FuseAttentionPass(ir.passes.InPlacePass):
         merge_r = next(iter(merge_t.outputs[0].uses())).node
         out_shape = static_shape(merge_r.outputs[0]) if is_op(merge_r, "Reshape") else None
         qs = static_shape(q[0])
-        if out_shape is None or qs is None or out_shape != (qs[0], qs[1], static_shape(v[0])[2]):
+        merged = (qs[0], qs[1], static_shape(v[0])[2]) if qs is not None else None
+        # the merged heads as [B, S, E], or flattened to [B*S, E] for a Gemm after (GPT-2's Conv1D)
+        if out_shape is None or merged is None or out_shape not in (merged, (merged[0] * merged[1], merged[2])):
             return None
         if bias is not None:
             bs = static_shape(bias)
@@ -223,6 +257,12 @@ class FuseAttentionPass(ir.passes.InPlacePass):
         node = ir.Node(MS, kind, inputs, attributes=attrs, name=f"{m.last.name or 'attn'}_{kind}")
         graph.insert_before(m.last, node)
         out, new = m.last.outputs[0], node.outputs[0]
+        if len(out.shape) == 2:  # the flattened [B*S, E] form: flatten the fused op's [B, S, E] output
+            shape = _initializer(graph, f"{node.name}_flat", np.array(list(out.shape), np.int64))
+            new.shape, new.type = ir.Shape([*(static_shape(m.q) or ())[:2], out.shape[1]]), out.type
+            flat = ir.Node("", "Reshape", [new, shape], name=f"{node.name}_flatten")
+            graph.insert_before(m.last, flat)
+            new = flat.outputs[0]
         new.shape, new.type = out.shape, out.type
         name = out.name
         out.replace_all_uses_with(new, replace_graph_outputs=True)

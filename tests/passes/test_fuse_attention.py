@@ -121,3 +121,57 @@ def test_projections_without_bias_are_packed_with_a_zero_bias(style: str) -> Non
     assert pass_.hits["Attention"] == 1
     bias = m.graph.node(0).inputs[2].const_value.numpy()
     assert bias.shape == (3 * E,) and not bias.any()
+
+
+def _gpt2_attention(mask: np.ndarray):
+    """GPT-2 as the dynamo exporter writes it: one QKV projection split in three, a constant causal
+    mask of -inf, ``Where(IsNaN(p), 0, p)`` after the softmax, heads merged to [B*S, E] for a Gemm."""
+    init: dict = {
+        "w": rand(E, 3 * E, seed=1, scale=0.2),
+        "b": rand(3 * E, seed=2, scale=0.2),
+        "split": np.array([B, S, H, D], np.int64),
+        "merge": np.array([B * S, E], np.int64),
+        "scale": np.array(1 / math.sqrt(D), np.float32),
+        "mask": mask,
+        "zero": np.array(0.0, np.float32),
+    }
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["xw"]),
+        helper.make_node("Add", ["xw", "b"], ["qkv"]),
+        helper.make_node("Split", ["qkv"], ["q", "k", "v"], axis=2, num_outputs=3),
+    ]
+    qh, vh = _heads("q", "q", [0, 2, 1, 3], nodes), _heads("v", "v", [0, 2, 1, 3], nodes)
+    kt = _heads("k", "k", [0, 2, 3, 1], nodes)
+    nodes += [
+        helper.make_node("MatMul", [qh, kt], ["qk"]),
+        helper.make_node("Mul", ["qk", "scale"], ["scores"]),
+        helper.make_node("Add", ["scores", "mask"], ["masked"]),
+        helper.make_node("Softmax", ["masked"], ["p"], axis=-1),
+        helper.make_node("IsNaN", ["p"], ["nan"]),
+        helper.make_node("Where", ["nan", "zero", "p"], ["pg"]),
+        helper.make_node("MatMul", ["pg", vh], ["o"]),
+        helper.make_node("Transpose", ["o"], ["ot"], perm=[0, 2, 1, 3]),
+        helper.make_node("Reshape", ["ot", "merge"], ["y"]),
+    ]
+    return model(nodes, [("x", [B, S, E])], [("y", [B * S, E])], init), {"x": rand(B, S, E, seed=7)}
+
+
+def test_gpt2_causal_attention_with_nan_guard_becomes_multi_head_attention() -> None:
+    causal = np.triu(np.full((S, S), -np.inf, np.float32), 1).reshape(1, 1, S, S)
+    proto, feeds = _gpt2_attention(causal)
+    _, pass_ = check_pass(
+        proto,
+        _pass,
+        feeds,
+        ops_after={"com.microsoft.MultiHeadAttention": 1, "Reshape": 1},
+        absent=("Softmax", "IsNaN", "Where", "Transpose"),
+        atol=1e-4,
+    )
+    assert pass_.hits["MultiHeadAttention"] == 1
+
+
+def test_nan_guard_kept_when_a_row_can_be_all_masked() -> None:
+    mask = np.zeros((1, 1, S, S), np.float32)
+    mask[..., 0, :] = -np.inf  # row 0 all masked: the softmax gives NaN there, the guard makes it 0
+    proto, feeds = _gpt2_attention(mask)
+    check_pass(proto, _pass, feeds, ops_after={"Softmax": 1, "IsNaN": 1}, modified=False)
