@@ -38,6 +38,7 @@ def load_onnx(model: Path, weight: Path | None, options: BuildOptions) -> ir.Mod
     del weight, options  # ONNX has no separate weight file; options are applied by the host
     proto = _parse(model)
     _check_opsets(model, proto)
+    big, added = _hide_weights(proto)  # the checker and the converter copy the model: not its weights
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as exc:
@@ -46,10 +47,55 @@ def load_onnx(model: Path, weight: Path | None, options: BuildOptions) -> ir.Mod
             "E20004", f"'{model}' is not a valid ONNX model: {first}", hint="Fix the exporter's output."
         ) from None
     _check_operators(model, proto)
-    proto = _convert_opset(model, proto)
+    converted = _convert_opset(model, proto)
+    if converted is proto or not _restore_weights(converted, big, added):
+        _restore_weights(proto, big, added)
+        converted = proto if converted is proto else _convert_opset(model, proto)  # with the weights, then
+    proto = converted
     ir_model = ir.serde.deserialize_model(proto)
     ir.external_data.set_base_dir(ir_model.graph, model.parent.resolve())
     return ir_model
+
+
+#: Initializers larger than this (serialized bytes) are hidden from the checker and the converter.
+_HIDE_BYTES = 1024
+
+
+def _hide_weights(proto: onnx.ModelProto) -> tuple[list[onnx.TensorProto], set[str]]:
+    """Takes the large initializers out of ``proto`` and declares them as graph inputs of the same
+    type and shape instead: the checker and the opset converter, which copy the whole model, then
+    neither copy nor check the weights (their values are checked when loaded). Returns the tensors
+    and the names of the inputs added, for :func:`_restore_weights`."""
+    graph = proto.graph
+    names = [t.name for t in graph.initializer]
+    if len(set(names)) != len(names):
+        return [], set()  # duplicate names: the checker reports them on the model as it is
+    big = [t for t in graph.initializer if t.data_location != onnx.TensorProto.EXTERNAL and t.ByteSize() > _HIDE_BYTES]
+    if not big:
+        return [], set()
+    hidden = {t.name for t in big}
+    small = [t for t in graph.initializer if t.name not in hidden]
+    del graph.initializer[:]  # the tensors in ``big`` keep their data
+    graph.initializer.extend(small)
+    declared = {i.name for i in graph.input}
+    added = {t.name for t in big if t.name not in declared}
+    graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, t.dims) for t in big if t.name in added)
+    return big, added
+
+
+def _restore_weights(proto: onnx.ModelProto, big: list[onnx.TensorProto], added: set[str]) -> bool:
+    """Puts the hidden initializers back into ``proto`` (the original or the converted model) and
+    removes the inputs added for them; False (nothing done) when an added input is missing."""
+    graph = proto.graph
+    if not big:
+        return True
+    if not added <= {i.name for i in graph.input}:
+        return False
+    keep = [i for i in graph.input if i.name not in added]
+    del graph.input[:]
+    graph.input.extend(keep)
+    graph.initializer.extend(big)
+    return True
 
 
 def _parse(path: Path) -> onnx.ModelProto:
