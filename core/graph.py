@@ -83,11 +83,28 @@ def split_weights(model: ir.Model, min_bytes: int = WEIGHT_MIN_BYTES) -> tuple[b
         if array.dtype.itemsize * array.size != tensor.nbytes:
             continue  # packed 4-bit/2-bit data: keep inline
         weights[name] = np.ascontiguousarray(array)
-    proto = ir.to_proto(model)
-    for init in proto.graph.initializer:
-        array = weights.get(init.name)
-        if array is not None:
-            _make_stub(init, array.nbytes)
+    # serialized without the weights (no copy of them), then stubs put in their place in the same order
+    initializers = dict(model.graph.initializers)
+    dtypes = {name: initializers[name].const_value.dtype for name in weights}  # type: ignore[union-attr]
+    for name in weights:
+        model.graph.initializers.pop(name)
+    try:
+        proto = ir.to_proto(model)
+    finally:
+        model.graph.initializers.clear()
+        for value in initializers.values():
+            model.graph.register_initializer(value)
+    inline = {init.name: init for init in proto.graph.initializer}
+    ordered = []
+    for name in initializers:
+        if name in weights:
+            stub = onnx.TensorProto(name=name, dims=weights[name].shape, data_type=int(dtypes[name]))
+            _make_stub(stub, weights[name].nbytes)
+            ordered.append(stub)
+        elif name in inline:
+            ordered.append(inline[name])
+    del proto.graph.initializer[:]
+    proto.graph.initializer.extend(ordered)
     return proto.SerializeToString(deterministic=True), weights
 
 

@@ -48,13 +48,38 @@ def load_onnx(model: Path, weight: Path | None, options: BuildOptions) -> ir.Mod
         ) from None
     _check_operators(model, proto)
     converted = _convert_opset(model, proto)
-    if converted is proto or not _restore_weights(converted, big, added):
-        _restore_weights(proto, big, added)
-        converted = proto if converted is proto else _convert_opset(model, proto)  # with the weights, then
-    proto = converted
-    ir_model = ir.serde.deserialize_model(proto)
+    if converted is not proto and not added <= {i.name for i in converted.graph.input}:
+        _restore_weights(proto, big, added)  # the converter dropped a weight's input: convert with the weights
+        big, added, converted = [], set(), _convert_opset(model, proto)
+    ir_model = ir.serde.deserialize_model(converted)
+    del proto, converted  # the weights now live in ``big`` only
+    _attach_weights(model, ir_model, big, added)
     ir.external_data.set_base_dir(ir_model.graph, model.parent.resolve())
     return ir_model
+
+
+def _attach_weights(path: Path, model: ir.Model, big: list[onnx.TensorProto], added: set[str]) -> None:
+    """Makes the hidden initializers numpy-backed initializers of ``model`` again, one at a time, so
+    that the parsed file's memory is released as they are copied out (peak: about twice the weights)."""
+    graph = model.graph
+    values = {v.name: v for v in graph.inputs}
+    while big:
+        tensor = big.pop(0)
+        try:
+            array = onnx.numpy_helper.to_array(tensor)
+        except Exception as exc:  # noqa: BLE001 - onnx raises several types for malformed tensors
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise OpenATCError(
+                "E20004",
+                f"'{path}' is not a valid ONNX model: initializer '{tensor.name}' cannot be read ({first})",
+                hint="Fix the exporter's output.",
+            ) from None
+        value = values[tensor.name]
+        value.const_value = ir.Tensor(array, name=tensor.name)
+        del tensor, array
+        if value.name in added:
+            graph.inputs.remove(value)
+        graph.register_initializer(value)
 
 
 #: Initializers larger than this (serialized bytes) are hidden from the checker and the converter.
