@@ -84,6 +84,24 @@ def _attach_weights(path: Path, model: ir.Model, big: list[onnx.TensorProto], ad
 
 #: Initializers larger than this (serialized bytes) are hidden from the checker and the converter.
 _HIDE_BYTES = 1024
+#: Element types whose tensors numpy holds as they are (others, e.g. strings or 4-bit, stay in place).
+_HIDE_TYPES = frozenset(
+    getattr(onnx.TensorProto, t)
+    for t in (
+        "FLOAT",
+        "FLOAT16",
+        "DOUBLE",
+        "INT8",
+        "UINT8",
+        "INT16",
+        "UINT16",
+        "INT32",
+        "UINT32",
+        "INT64",
+        "UINT64",
+        "BOOL",
+    )
+)
 
 
 def _hide_weights(proto: onnx.ModelProto) -> tuple[list[onnx.TensorProto], set[str]]:
@@ -95,7 +113,11 @@ def _hide_weights(proto: onnx.ModelProto) -> tuple[list[onnx.TensorProto], set[s
     names = [t.name for t in graph.initializer]
     if len(set(names)) != len(names):
         return [], set()  # duplicate names: the checker reports them on the model as it is
-    big = [t for t in graph.initializer if t.data_location != onnx.TensorProto.EXTERNAL and t.ByteSize() > _HIDE_BYTES]
+    big = [
+        t
+        for t in graph.initializer
+        if t.data_type in _HIDE_TYPES and t.data_location != onnx.TensorProto.EXTERNAL and t.ByteSize() > _HIDE_BYTES
+    ]
     if not big:
         return [], set()
     hidden = {t.name for t in big}
