@@ -272,7 +272,11 @@ class FuseAttentionPass(ir.passes.InPlacePass):
 
     @staticmethod
     def _packed_projection(m: _Match) -> tuple[ir.Value, np.ndarray, np.ndarray] | None:
-        """(x, [Wq|Wk|Wv], [bq|bk|bv]) when Q, K, V are ``Add(MatMul(x, W), b)`` of one ``x``."""
+        """(x, [Wq|Wk|Wv], [bq|bk|bv]) when Q, K, V are ``Add(MatMul(x, W), b)`` of one ``x``, or
+        the three equal parts of one such projection split on the last axis (GPT-2)."""
+        split = _split_projection(m)
+        if split is not None:
+            return split
         parts = []
         for value in (m.q, m.k, m.v):
             add = value.producer()
@@ -306,6 +310,50 @@ class FuseAttentionPass(ir.passes.InPlacePass):
         if weight.dtype not in (np.float32, np.float16) or bias.dtype != weight.dtype:
             return None
         return x, weight, bias
+
+
+def _split_projection(m: _Match) -> tuple[ir.Value, np.ndarray, np.ndarray] | None:
+    """(x, W, b) when Q, K, V are outputs 0, 1, 2 of ``Split(p, axis=-1)`` into equal parts, with
+    ``p = x·W + b`` of a 3-D ``x``: ``Add(MatMul(x, W), b)``, or ``Reshape(Gemm(Reshape(x, [B·S, E]),
+    W, b), [B, S, 3E])`` as the dynamo exporter writes GPT-2's Conv1D."""
+    split = m.q.producer()
+    if not is_op(split, "Split") or len(split.outputs) != 3:
+        return None
+    if tuple(split.outputs) != (m.q, m.k, m.v) or attr_int(split, "axis", 0) not in (-1, 2):
+        return None
+    sizes = const_array(split.inputs[1]) if len(split.inputs) > 1 else None
+    if sizes is not None and len({int(v) for v in sizes.reshape(-1)}) != 1:
+        return None
+    p = split.inputs[0]
+    node = p.producer()
+    x = w = b = None
+    if is_op(node, "Reshape"):
+        gemm = node.inputs[0].producer()
+        if (
+            is_op(gemm, "Gemm")
+            and single_use(node.inputs[0])
+            and len(gemm.inputs) == 3
+            and attr_int(gemm, "transA", 0) == 0
+            and attr_int(gemm, "transB", 0) == 0
+            and all(gemm.attributes[k].as_float() == 1.0 for k in ("alpha", "beta") if k in gemm.attributes)
+        ):
+            flat = gemm.inputs[0].producer()
+            if is_op(flat, "Reshape"):
+                x, w, b = flat.inputs[0], const_array(gemm.inputs[1]), const_array(gemm.inputs[2])
+    elif is_op(node, "Add"):
+        for i in (0, 1):
+            mm = node.inputs[i].producer()
+            if is_op(mm, "MatMul"):
+                x, w, b = mm.inputs[0], const_array(mm.inputs[1]), const_array(node.inputs[1 - i])
+                break
+    xs, ps = static_shape(x), static_shape(p)
+    if x is None or w is None or b is None or xs is None or ps is None or len(xs) != 3 or w.ndim != 2:
+        return None
+    if ps != (xs[0], xs[1], w.shape[1]) or w.shape[0] != xs[2] or w.shape[1] % 3 or b.shape != (w.shape[1],):
+        return None
+    if w.dtype not in (np.float32, np.float16) or b.dtype != w.dtype:
+        return None
+    return x, w, b
 
 
 def _initializer(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:

@@ -123,7 +123,7 @@ def test_projections_without_bias_are_packed_with_a_zero_bias(style: str) -> Non
     assert bias.shape == (3 * E,) and not bias.any()
 
 
-def _gpt2_attention(mask: np.ndarray):
+def _gpt2_attention(mask: np.ndarray, form: str = "matmul"):
     """GPT-2 as the dynamo exporter writes it: one QKV projection split in three, a constant causal
     mask of -inf, ``Where(IsNaN(p), 0, p)`` after the softmax, heads merged to [B*S, E] for a Gemm."""
     init: dict = {
@@ -135,11 +135,17 @@ def _gpt2_attention(mask: np.ndarray):
         "mask": mask,
         "zero": np.array(0.0, np.float32),
     }
-    nodes = [
-        helper.make_node("MatMul", ["x", "w"], ["xw"]),
-        helper.make_node("Add", ["xw", "b"], ["qkv"]),
-        helper.make_node("Split", ["qkv"], ["q", "k", "v"], axis=2, num_outputs=3),
-    ]
+    if form == "gemm":  # the dynamo exporter's Conv1D: Reshape to 2-D, Gemm, Reshape back
+        init["flat"] = np.array([B * S, E], np.int64)
+        init["unflat"] = np.array([B, S, 3 * E], np.int64)
+        nodes = [
+            helper.make_node("Reshape", ["x", "flat"], ["x2"]),
+            helper.make_node("Gemm", ["x2", "w", "b"], ["g"], alpha=1.0, beta=1.0),
+            helper.make_node("Reshape", ["g", "unflat"], ["qkv"]),
+        ]
+    else:
+        nodes = [helper.make_node("MatMul", ["x", "w"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["qkv"])]
+    nodes.append(helper.make_node("Split", ["qkv"], ["q", "k", "v"], axis=2, num_outputs=3))
     qh, vh = _heads("q", "q", [0, 2, 1, 3], nodes), _heads("v", "v", [0, 2, 1, 3], nodes)
     kt = _heads("k", "k", [0, 2, 3, 1], nodes)
     nodes += [
@@ -156,15 +162,30 @@ def _gpt2_attention(mask: np.ndarray):
     return model(nodes, [("x", [B, S, E])], [("y", [B * S, E])], init), {"x": rand(B, S, E, seed=7)}
 
 
-def test_gpt2_causal_attention_with_nan_guard_becomes_multi_head_attention() -> None:
+@pytest.mark.parametrize("form", ["matmul", "gemm"])
+def test_gpt2_causal_attention_with_nan_guard_becomes_packed_attention(form: str) -> None:
     causal = np.triu(np.full((S, S), -np.inf, np.float32), 1).reshape(1, 1, S, S)
-    proto, feeds = _gpt2_attention(causal)
+    proto, feeds = _gpt2_attention(causal, form)
     _, pass_ = check_pass(
         proto,
         _pass,
         feeds,
-        ops_after={"com.microsoft.MultiHeadAttention": 1, "Reshape": 1},
-        absent=("Softmax", "IsNaN", "Where", "Transpose"),
+        ops_after={"com.microsoft.Attention": 1, "Reshape": 1},
+        absent=("Softmax", "IsNaN", "Where", "Transpose", "Split", "Gemm", "MatMul"),
+        atol=1e-4,
+    )
+    assert pass_.hits["Attention"] == 1
+
+
+def test_gpt2_attention_without_packed_attention_becomes_multi_head_attention() -> None:
+    causal = np.triu(np.full((S, S), -np.inf, np.float32), 1).reshape(1, 1, S, S)
+    proto, feeds = _gpt2_attention(causal)
+    _, pass_ = check_pass(
+        proto,
+        lambda: FuseAttentionPass(frozenset({"MultiHeadAttention"})),
+        feeds,
+        ops_after={"com.microsoft.MultiHeadAttention": 1, "Split": 1},
+        absent=("Softmax", "IsNaN"),
         atol=1e-4,
     )
     assert pass_.hits["MultiHeadAttention"] == 1
