@@ -28,11 +28,17 @@ WEIGHT_LOCATION = "openatc:weights"
 WEIGHT_MIN_BYTES = 1024
 
 
+#: Standard ops with graph attributes; nodes of other domains are looked at too.
+_SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan", "SequenceMap"})
+
+
 def count_nodes(graph: ir.Graph | ir.Function) -> int:
     """Number of nodes, counting those of subgraphs (If/Loop/Scan bodies) too."""
     total = 0
     for node in graph:
         total += 1
+        if node.op_type not in _SUBGRAPH_OPS and node.domain in ("", "ai.onnx"):
+            continue  # no standard op but those has a graph attribute (the pass report counts often)
         for attr in node.attributes.values():
             if attr.type == ir.AttributeType.GRAPH:
                 total += count_nodes(attr.value)
@@ -83,11 +89,28 @@ def split_weights(model: ir.Model, min_bytes: int = WEIGHT_MIN_BYTES) -> tuple[b
         if array.dtype.itemsize * array.size != tensor.nbytes:
             continue  # packed 4-bit/2-bit data: keep inline
         weights[name] = np.ascontiguousarray(array)
-    proto = ir.to_proto(model)
-    for init in proto.graph.initializer:
-        array = weights.get(init.name)
-        if array is not None:
-            _make_stub(init, array.nbytes)
+    # serialized without the weights (no copy of them), then stubs put in their place in the same order
+    initializers = dict(model.graph.initializers)
+    dtypes = {name: initializers[name].const_value.dtype for name in weights}  # type: ignore[union-attr]
+    for name in weights:
+        model.graph.initializers.pop(name)
+    try:
+        proto = ir.to_proto(model)
+    finally:
+        model.graph.initializers.clear()
+        for value in initializers.values():
+            model.graph.register_initializer(value)
+    inline = {init.name: init for init in proto.graph.initializer}
+    ordered = []
+    for name in initializers:
+        if name in weights:
+            stub = onnx.TensorProto(name=name, dims=weights[name].shape, data_type=int(dtypes[name]))
+            _make_stub(stub, weights[name].nbytes)
+            ordered.append(stub)
+        elif name in inline:
+            ordered.append(inline[name])
+    del proto.graph.initializer[:]
+    proto.graph.initializer.extend(ordered)
     return proto.SerializeToString(deterministic=True), weights
 
 

@@ -214,20 +214,29 @@ def run_passes(model: ir.Model, specs: Iterable[PassSpec], ctx: PassContext) -> 
     """Runs ``specs`` (ordered by :func:`order_passes`) on ``model`` in place; returns the report.
 
     The canonicalize/fold/fuse passes repeat as a group while a round changes the node count or
-    reports rule hits (at most :data:`MAX_ROUNDS` rounds); the others run once.
+    reports rule hits (at most :data:`MAX_ROUNDS` rounds); the others run once. In a later round a
+    pass is skipped when it changed nothing last time and no pass has changed the graph since
+    (passes are deterministic functions of the graph).
     """
     specs = list(specs)
     repeated = [s for s in specs if s.stage in _REPEATED_STAGES]
     once = [s for s in specs if s.stage not in _REPEATED_STAGES]
     records: dict[str, PassRecord] = {}
     done: list[str] = []
+    settled: set[str] = set()  # passes that changed nothing, with no pass changing the graph since
     for round_ in range(MAX_ROUNDS):
         start_nodes = count_nodes(model.graph)
         progress = False
         for spec in repeated:
+            if spec.name in settled:
+                continue  # it would find what it found last time: nothing
             record = _run_one(model, spec, ctx, done)
             progress = progress or (record.modified and any(record.hits.values()))
             records[spec.name] = _merge(records[spec.name], record) if spec.name in records else record
+            if record.modified or record.nodes_after != record.nodes_before:
+                settled.clear()
+            else:
+                settled.add(spec.name)
         if not repeated or (count_nodes(model.graph) == start_nodes and not progress):
             break
         logger.debug("pass round %d changed the graph; running the group again", round_ + 1)
@@ -276,8 +285,8 @@ def _missed_at(node: ir.Node) -> tuple[str, str] | None:
         return "layer_norm_fusion", "ReduceMean then Sub (decomposed LayerNormalization)"
     if (
         op == "Softmax"
-        and _producer_op(node.inputs[0]) in ("MatMul", "Div", "Mul", "Add")
-        and "MatMul" in _consumer_ops(out)
+        and _producer_op(node.inputs[0]) in ("MatMul", "Div", "Mul", "Add", "Where")
+        and ("MatMul" in _consumer_ops(out) or {"IsNaN", "Where"} <= _consumer_ops(out))
     ):
         return "attention_fusion", "MatMul, Softmax, MatMul (scaled dot-product attention)"
     if op == "Transpose" and _producer_op(node.inputs[0]) == "Transpose":

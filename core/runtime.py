@@ -81,9 +81,26 @@ class Session:
             self._gears = gears
             self.dynamic: dict[str, Any] | None = self.manifest.get("dynamic")
             self._trim = _trim_rules(gears) if len(gears) > 1 else {}
+            self._output_names = [o.name for o in self.outputs]
+            self._fast = self._fast_path()
         except BaseException:
             self._om.close()
             raise
+
+    def _fast_path(self) -> tuple[tuple[str, ...], tuple[np.dtype, ...], dict[tuple[tuple[int, ...], ...], int]] | None:
+        """(input names, dtypes, {input shapes: gear index}) for feeds that :meth:`run` may pass
+        straight to the backend after comparing names, dtypes and shapes; None when the model
+        needs the full checks on every call (dynamic AIPP, non-tensor inputs, ranges, -1 dims)."""
+        if any(s.aipp or not s.is_tensor for s in self.inputs) or (self.dynamic or {}).get("ranges"):
+            return None
+        names = tuple(s.name for s in self.inputs)
+        gears: dict[tuple[tuple[int, ...], ...], int] = {}
+        for index, gear in enumerate(self._gears):
+            shapes = {t["name"]: t["shape"] for t in gear["inputs"]}
+            if set(shapes) != set(names) or not all(isinstance(d, int) for n in names for d in shapes[n]):
+                return None
+            gears.setdefault(tuple(tuple(shapes[n]) for n in names), index)
+        return names, tuple(np.dtype(s.dtype) for s in self.inputs), gears
 
     def _load_gear(
         self, gear: Mapping[str, Any], weights: Mapping[str, np.ndarray], share: bool, options: Mapping[str, Any]
@@ -131,6 +148,10 @@ class Session:
         ``aipp`` gives the parameters of each dynamic-AIPP input (``--insert_op_conf`` with
         ``aipp_mode: dynamic``) by input name; they are validated and packed for the graph.
         """
+        if self._fast is not None and output_names is None and aipp is None and len(feeds) == len(self._fast[0]):
+            index = self._fast_gear(feeds)
+            if index is not None:  # names, dtypes and shapes are exactly a gear's: no other check applies
+                return dict(zip(self._output_names, self._run_gear(index, feeds, self._output_names), strict=True))
         feeds = aipp_feeds(self.inputs, feeds, aipp)
         index = self._check_feeds(feeds)
         names = list(output_names) if output_names is not None else [o.name for o in self.outputs]
@@ -145,17 +166,32 @@ class Session:
         }
         if padded:
             feeds = {n: (self._pad(n, v, gear_inputs[n]) if n in padded else v) for n, v in feeds.items()}
+        results = self._run_gear(index, feeds, names)
+        if padded:
+            actual = {n: v.shape for n, v in padded.items()}
+            results = [self._trim_output(n, r, actual) for n, r in zip(names, results, strict=True)]
+        return dict(zip(names, results, strict=True))
+
+    def _fast_gear(self, feeds: Mapping[str, Any]) -> int | None:
+        """The gear whose input names, dtypes and shapes ``feeds`` match exactly, or None."""
+        assert self._fast is not None
+        names, dtypes, gears = self._fast
+        shapes = []
+        for name, dtype in zip(names, dtypes, strict=True):
+            value = feeds.get(name)
+            if type(value) is not np.ndarray or value.dtype != dtype:
+                return None
+            shapes.append(value.shape)
+        return gears.get(tuple(shapes))
+
+    def _run_gear(self, index: int, feeds: Mapping[str, Any], names: list[str]) -> list[Any]:
         try:
-            results = self._executors[index].run(feeds, names)
+            return self._executors[index].run(feeds, names)
         except OpenATCError:
             raise
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise OpenATCError("E40011", f"running {self.path.name} failed: {first}") from exc
-        if padded:
-            actual = {n: v.shape for n, v in padded.items()}
-            results = [self._trim_output(n, r, actual) for n, r in zip(names, results, strict=True)]
-        return dict(zip(names, results, strict=True))
 
     def _pad(self, name: str, value: np.ndarray, shape: Sequence[int | str]) -> np.ndarray:
         widths = [(0, int(t) - s if isinstance(t, int) else 0) for s, t in zip(value.shape, shape, strict=True)]

@@ -38,6 +38,7 @@ def load_onnx(model: Path, weight: Path | None, options: BuildOptions) -> ir.Mod
     del weight, options  # ONNX has no separate weight file; options are applied by the host
     proto = _parse(model)
     _check_opsets(model, proto)
+    big, added = _hide_weights(proto)  # the checker and the converter copy the model: not its weights
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as exc:
@@ -46,10 +47,102 @@ def load_onnx(model: Path, weight: Path | None, options: BuildOptions) -> ir.Mod
             "E20004", f"'{model}' is not a valid ONNX model: {first}", hint="Fix the exporter's output."
         ) from None
     _check_operators(model, proto)
-    proto = _convert_opset(model, proto)
-    ir_model = ir.serde.deserialize_model(proto)
+    converted = _convert_opset(model, proto)
+    if converted is not proto and not added <= {i.name for i in converted.graph.input}:
+        _restore_weights(proto, big, added)  # the converter dropped a weight's input: convert with the weights
+        big, added, converted = [], set(), _convert_opset(model, proto)
+    ir_model = ir.serde.deserialize_model(converted)
+    del proto, converted  # the weights now live in ``big`` only
+    _attach_weights(model, ir_model, big, added)
     ir.external_data.set_base_dir(ir_model.graph, model.parent.resolve())
     return ir_model
+
+
+def _attach_weights(path: Path, model: ir.Model, big: list[onnx.TensorProto], added: set[str]) -> None:
+    """Makes the hidden initializers numpy-backed initializers of ``model`` again, one at a time, so
+    that the parsed file's memory is released as they are copied out (peak: about twice the weights)."""
+    graph = model.graph
+    values = {v.name: v for v in graph.inputs}
+    while big:
+        tensor = big.pop(0)
+        try:
+            array = onnx.numpy_helper.to_array(tensor)
+        except Exception as exc:  # noqa: BLE001 - onnx raises several types for malformed tensors
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise OpenATCError(
+                "E20004",
+                f"'{path}' is not a valid ONNX model: initializer '{tensor.name}' cannot be read ({first})",
+                hint="Fix the exporter's output.",
+            ) from None
+        value = values[tensor.name]
+        value.const_value = ir.Tensor(array, name=tensor.name)
+        del tensor, array
+        if value.name in added:
+            graph.inputs.remove(value)
+        graph.register_initializer(value)
+
+
+#: Initializers larger than this (serialized bytes) are hidden from the checker and the converter.
+_HIDE_BYTES = 1024
+#: Element types whose tensors numpy holds as they are (others, e.g. strings or 4-bit, stay in place).
+_HIDE_TYPES = frozenset(
+    getattr(onnx.TensorProto, t)
+    for t in (
+        "FLOAT",
+        "FLOAT16",
+        "DOUBLE",
+        "INT8",
+        "UINT8",
+        "INT16",
+        "UINT16",
+        "INT32",
+        "UINT32",
+        "INT64",
+        "UINT64",
+        "BOOL",
+    )
+)
+
+
+def _hide_weights(proto: onnx.ModelProto) -> tuple[list[onnx.TensorProto], set[str]]:
+    """Takes the large initializers out of ``proto`` and declares them as graph inputs of the same
+    type and shape instead: the checker and the opset converter, which copy the whole model, then
+    neither copy nor check the weights (their values are checked when loaded). Returns the tensors
+    and the names of the inputs added, for :func:`_restore_weights`."""
+    graph = proto.graph
+    names = [t.name for t in graph.initializer]
+    if len(set(names)) != len(names):
+        return [], set()  # duplicate names: the checker reports them on the model as it is
+    big = [
+        t
+        for t in graph.initializer
+        if t.data_type in _HIDE_TYPES and t.data_location != onnx.TensorProto.EXTERNAL and t.ByteSize() > _HIDE_BYTES
+    ]
+    if not big:
+        return [], set()
+    hidden = {t.name for t in big}
+    small = [t for t in graph.initializer if t.name not in hidden]
+    del graph.initializer[:]  # the tensors in ``big`` keep their data
+    graph.initializer.extend(small)
+    declared = {i.name for i in graph.input}
+    added = {t.name for t in big if t.name not in declared}
+    graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, t.dims) for t in big if t.name in added)
+    return big, added
+
+
+def _restore_weights(proto: onnx.ModelProto, big: list[onnx.TensorProto], added: set[str]) -> bool:
+    """Puts the hidden initializers back into ``proto`` (the original or the converted model) and
+    removes the inputs added for them; False (nothing done) when an added input is missing."""
+    graph = proto.graph
+    if not big:
+        return True
+    if not added <= {i.name for i in graph.input}:
+        return False
+    keep = [i for i in graph.input if i.name not in added]
+    del graph.input[:]
+    graph.input.extend(keep)
+    graph.initializer.extend(big)
+    return True
 
 
 def _parse(path: Path) -> onnx.ModelProto:
@@ -151,6 +244,10 @@ def _convert_opset(path: Path, proto: onnx.ModelProto) -> onnx.ModelProto:
             version,
         )
         return proto
+    if _signature(converted) != _signature(proto) and _refined_only(proto, converted):
+        # the converter's shape inference only made symbolic dims concrete: keep the model's own types
+        for old, new in zip([*proto.graph.input, *proto.graph.output], _signature_values(converted), strict=True):
+            new.type.CopyFrom(old.type)
     if _signature(converted) != _signature(proto):
         logger.warning(
             "'%s': converting opset %d to %d changes the model's inputs or outputs; keeping opset %d",
@@ -162,6 +259,30 @@ def _convert_opset(path: Path, proto: onnx.ModelProto) -> onnx.ModelProto:
         return proto
     logger.info("'%s': converted opset %d to %d", path, version, INTERNAL_OPSET)
     return converted
+
+
+def _signature_values(proto: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    return [*proto.graph.input, *proto.graph.output]
+
+
+def _refined_only(proto: onnx.ModelProto, converted: onnx.ModelProto) -> bool:
+    """Same inputs and outputs (names, element types, ranks, fixed dims), where the converted model
+    may give a concrete size to a dim the original leaves symbolic."""
+    before, after = _signature_values(proto), _signature_values(converted)
+    if len(before) != len(after) or len(proto.graph.input) != len(converted.graph.input):
+        return False
+    for old, new in zip(before, after, strict=True):
+        if old.name != new.name or old.type.WhichOneof("value") != "tensor_type":
+            return False
+        a, b = old.type.tensor_type, new.type.tensor_type
+        if a.elem_type != b.elem_type or a.HasField("shape") != b.HasField("shape"):
+            return False
+        if len(a.shape.dim) != len(b.shape.dim):
+            return False
+        for x, y in zip(a.shape.dim, b.shape.dim, strict=True):
+            if x.HasField("dim_value") and (not y.HasField("dim_value") or x.dim_value != y.dim_value):
+                return False
+    return True
 
 
 def _signature(proto: onnx.ModelProto) -> list[str]:

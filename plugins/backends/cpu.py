@@ -77,7 +77,8 @@ class OrtExecutor:
         self._keepalive = keepalive
 
     def run(self, feeds: Mapping[str, np.ndarray], output_names: Sequence[str]) -> list[np.ndarray]:
-        return self.session.run(list(output_names), dict(feeds))
+        names = output_names if type(output_names) is list else list(output_names)
+        return self.session.run(names, feeds if type(feeds) is dict else dict(feeds))
 
 
 @functools.cache

@@ -15,6 +15,7 @@ import onnx_ir.passes.common as common
 from openatc.hookspecs import hookimpl
 from openatc.types import PassContext, PassSpec
 
+from .dedup_initializers import DeduplicateInitializersPass
 from .eliminate_noops import EliminateNoOpsPass
 from .fuse_attention import FuseAttentionPass
 from .fuse_bias import FuseBiasPass
@@ -209,7 +210,7 @@ def _memory() -> Iterator[PassSpec]:
     yield PassSpec(
         "deduplicate_initializers",
         "memory",
-        lambda ctx: common.DeduplicateHashedInitializersPass(),
+        lambda ctx: DeduplicateInitializersPass(),
         order=50,
         description="Identical initializers are stored once.",
     )

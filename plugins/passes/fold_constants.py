@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import onnx_ir as ir
 from onnxscript.optimizer import constant_folding
 
@@ -40,11 +41,33 @@ def _skip(node: ir.Node) -> bool:
     return node.op_type in ("Cast", "CastLike") and saturate is not None and saturate.as_int() == 0
 
 
+def _small_constant_of_shape(node: ir.Node, limit: int) -> bool | None:
+    """True for a ``ConstantOfShape`` of a constant shape with at most ``limit`` elements, which
+    onnxscript never folds by default (the legacy exporter writes ``expand(-1, ...)`` shape
+    arithmetic with it); None (the folder's default rules) for every other node."""
+    if node.op_type != "ConstantOfShape" or node.domain not in ("", "ai.onnx"):
+        return None
+    shape = node.inputs[0].const_value if node.inputs and node.inputs[0] is not None else None
+    if shape is None:
+        return None
+    dims = shape.numpy().reshape(-1)
+    return True if dims.size and (dims >= 0).all() and int(np.prod(dims)) <= limit else None
+
+
 class FoldConstantsPass(constant_folding.FoldConstantsPass):
-    """Evaluates nodes whose inputs are all constant (shape subgraphs included), size-limited."""
+    """Evaluates nodes whose inputs are all constant (shape subgraphs included), size-limited.
+
+    Unlike onnxscript's defaults, a ``ConstantOfShape`` is folded when its output is small (at most
+    ``input_limit`` elements): shape arithmetic, not a fill that would bloat the .om.
+    """
 
     def __init__(self, *, output_limit: int = FOLD_OUTPUT_LIMIT, input_limit: int = FOLD_INPUT_LIMIT) -> None:
-        super().__init__(shape_inference=True, input_size_limit=input_limit, output_size_limit=output_limit)
+        super().__init__(
+            shape_inference=True,
+            input_size_limit=input_limit,
+            output_size_limit=output_limit,
+            should_fold=lambda node: _small_constant_of_shape(node, input_limit),
+        )
 
     def process_node(self, node: ir.Node, is_function: bool) -> Any:
         if _skip(node):

@@ -76,11 +76,64 @@ def _key_heads(value: ir.Value) -> tuple[ir.Value, int, float] | None:
     if split is not None:
         return split[0], split[1], 1.0
     swap = value.producer()
-    if not is_op(swap, "Transpose") or attr_ints(swap, "perm") != (0, 1, 3, 2) or not single_use(value):
-        return None
-    heads, factor = _through_scale(swap.inputs[0])
+    if is_op(swap, "Transpose") and attr_ints(swap, "perm") == (0, 1, 3, 2) and single_use(value):
+        source = swap.inputs[0]
+    else:
+        source = _folded_swap(value)
+        if source is None:
+            return None
+    heads, factor = _through_scale(source)
     split = _split_heads(heads, _HEADS)
     return None if split is None else (split[0], split[1], factor)
+
+
+def _folded_swap(value: ir.Value) -> ir.Value | None:
+    """x when ``value`` is ``Reshape(Transpose(Reshape(x, [B*H, S, D]), (0, 2, 1)), [B, H, D, S])``
+    for x of shape [B, H, S, D]: the last two axes of x swapped, as the dynamo exporter writes K^T
+    of ``scaled_dot_product_attention`` (with the heads folded into the batch)."""
+    outer = value.producer()
+    if not is_op(outer, "Reshape") or not single_use(value) or not single_use(outer.inputs[0]):
+        return None
+    swap = outer.inputs[0].producer()
+    if not is_op(swap, "Transpose") or attr_ints(swap, "perm") != (0, 2, 1) or not single_use(swap.inputs[0]):
+        return None
+    inner = swap.inputs[0].producer()
+    if not is_op(inner, "Reshape"):
+        return None
+    x = inner.inputs[0]
+    xs, folded, out = static_shape(x), static_shape(inner.outputs[0]), static_shape(value)
+    if xs is None or folded is None or out is None or len(xs) != 4:
+        return None
+    b, h, s, d = xs
+    if folded != (b * h, s, d) or out != (b, h, d, s):
+        return None
+    return x
+
+
+def _nan_guard(softmax: ir.Node) -> ir.Node | None:
+    """``Where(IsNaN(p), 0, p)`` on the softmax's output ``p`` (the dynamo exporter's guard for rows
+    that the mask hides entirely), or None."""
+    probs = softmax.outputs[0]
+    if probs.is_graph_output() or len(probs.uses()) != 2:
+        return None
+    users = {use.node.op_type: use.node for use in probs.uses() if is_op(use.node, ("IsNaN", "Where"))}
+    isnan, where = users.get("IsNaN"), users.get("Where")
+    if isnan is None or where is None or not single_use(isnan.outputs[0]):
+        return None
+    if where.inputs[0] is not isnan.outputs[0] or where.inputs[2] is not probs:
+        return None
+    zero = const_array(where.inputs[1])
+    return where if zero is not None and zero.size == 1 and float(zero.reshape(())) == 0.0 else None
+
+
+def _rows_never_all_masked(bias: ir.Value | None) -> bool:
+    """True when no row of the scores can be all -inf (so the softmax cannot give NaN on finite
+    inputs and a NaN guard after it changes nothing): no bias, or a constant one with a finite
+    entry in every row."""
+    if bias is None:
+        return True
+    array = const_array(bias)
+    return array is not None and bool(np.isfinite(array).any(axis=-1).all())
 
 
 class FuseAttentionPass(ir.passes.InPlacePass):
@@ -123,10 +176,14 @@ class FuseAttentionPass(ir.passes.InPlacePass):
     def _match(softmax: ir.Node) -> _Match | None:
         scores = softmax.inputs[0]
         rank = len(static_shape(scores) or ())
-        if rank != 4 or attr_int(softmax, "axis", -1) not in (-1, 3) or not single_use(softmax.outputs[0]):
+        if rank != 4 or attr_int(softmax, "axis", -1) not in (-1, 3):
             return None
-        pv = next(iter(softmax.outputs[0].uses())).node
-        if not is_op(pv, "MatMul") or pv.inputs[0] is not softmax.outputs[0]:
+        guard = _nan_guard(softmax)
+        probs = softmax.outputs[0] if guard is None else guard.outputs[0]
+        if not single_use(probs) or (guard is None and len(softmax.outputs[0].uses()) != 1):
+            return None
+        pv = next(iter(probs.uses())).node
+        if not is_op(pv, "MatMul") or pv.inputs[0] is not probs:
             return None
         bias = None
         add = scores.producer()
@@ -142,6 +199,8 @@ class FuseAttentionPass(ir.passes.InPlacePass):
                     break
             else:
                 return None
+        if guard is not None and not _rows_never_all_masked(bias):
+            return None
         qk_value, scale = _through_scale(scores)
         qk = qk_value.producer()
         if not is_op(qk, "MatMul") or not single_use(qk_value):
@@ -163,7 +222,9 @@ class FuseAttentionPass(ir.passes.InPlacePass):
         merge_r = next(iter(merge_t.outputs[0].uses())).node
         out_shape = static_shape(merge_r.outputs[0]) if is_op(merge_r, "Reshape") else None
         qs = static_shape(q[0])
-        if out_shape is None or qs is None or out_shape != (qs[0], qs[1], static_shape(v[0])[2]):
+        merged = (qs[0], qs[1], static_shape(v[0])[2]) if qs is not None else None
+        # the merged heads as [B, S, E], or flattened to [B*S, E] for a Gemm after (GPT-2's Conv1D)
+        if out_shape is None or merged is None or out_shape not in (merged, (merged[0] * merged[1], merged[2])):
             return None
         if bias is not None:
             bs = static_shape(bias)
@@ -196,6 +257,12 @@ class FuseAttentionPass(ir.passes.InPlacePass):
         node = ir.Node(MS, kind, inputs, attributes=attrs, name=f"{m.last.name or 'attn'}_{kind}")
         graph.insert_before(m.last, node)
         out, new = m.last.outputs[0], node.outputs[0]
+        if len(out.shape) == 2:  # the flattened [B*S, E] form: flatten the fused op's [B, S, E] output
+            shape = _initializer(graph, f"{node.name}_flat", np.array(list(out.shape), np.int64))
+            new.shape, new.type = ir.Shape([*(static_shape(m.q) or ())[:2], out.shape[1]]), out.type
+            flat = ir.Node("", "Reshape", [new, shape], name=f"{node.name}_flatten")
+            graph.insert_before(m.last, flat)
+            new = flat.outputs[0]
         new.shape, new.type = out.shape, out.type
         name = out.name
         out.replace_all_uses_with(new, replace_graph_outputs=True)
@@ -205,10 +272,20 @@ class FuseAttentionPass(ir.passes.InPlacePass):
 
     @staticmethod
     def _packed_projection(m: _Match) -> tuple[ir.Value, np.ndarray, np.ndarray] | None:
-        """(x, [Wq|Wk|Wv], [bq|bk|bv]) when Q, K, V are ``Add(MatMul(x, W), b)`` of one ``x``."""
+        """(x, [Wq|Wk|Wv], [bq|bk|bv]) when Q, K, V are ``Add(MatMul(x, W), b)`` of one ``x``, or
+        the three equal parts of one such projection split on the last axis (GPT-2)."""
+        split = _split_projection(m)
+        if split is not None:
+            return split
         parts = []
         for value in (m.q, m.k, m.v):
             add = value.producer()
+            if is_op(add, "MatMul"):  # no bias (an all-zero bias Add was removed as a no-op)
+                w = const_array(add.inputs[1])
+                if w is None or w.ndim != 2:
+                    return None
+                parts.append((add.inputs[0], w, np.zeros(w.shape[1], w.dtype)))
+                continue
             if not is_op(add, "Add"):
                 return None
             for i in (0, 1):
@@ -233,6 +310,50 @@ class FuseAttentionPass(ir.passes.InPlacePass):
         if weight.dtype not in (np.float32, np.float16) or bias.dtype != weight.dtype:
             return None
         return x, weight, bias
+
+
+def _split_projection(m: _Match) -> tuple[ir.Value, np.ndarray, np.ndarray] | None:
+    """(x, W, b) when Q, K, V are outputs 0, 1, 2 of ``Split(p, axis=-1)`` into equal parts, with
+    ``p = x·W + b`` of a 3-D ``x``: ``Add(MatMul(x, W), b)``, or ``Reshape(Gemm(Reshape(x, [B·S, E]),
+    W, b), [B, S, 3E])`` as the dynamo exporter writes GPT-2's Conv1D."""
+    split = m.q.producer()
+    if not is_op(split, "Split") or len(split.outputs) != 3:
+        return None
+    if tuple(split.outputs) != (m.q, m.k, m.v) or attr_int(split, "axis", 0) not in (-1, 2):
+        return None
+    sizes = const_array(split.inputs[1]) if len(split.inputs) > 1 else None
+    if sizes is not None and len({int(v) for v in sizes.reshape(-1)}) != 1:
+        return None
+    p = split.inputs[0]
+    node = p.producer()
+    x = w = b = None
+    if is_op(node, "Reshape"):
+        gemm = node.inputs[0].producer()
+        if (
+            is_op(gemm, "Gemm")
+            and single_use(node.inputs[0])
+            and len(gemm.inputs) == 3
+            and attr_int(gemm, "transA", 0) == 0
+            and attr_int(gemm, "transB", 0) == 0
+            and all(gemm.attributes[k].as_float() == 1.0 for k in ("alpha", "beta") if k in gemm.attributes)
+        ):
+            flat = gemm.inputs[0].producer()
+            if is_op(flat, "Reshape"):
+                x, w, b = flat.inputs[0], const_array(gemm.inputs[1]), const_array(gemm.inputs[2])
+    elif is_op(node, "Add"):
+        for i in (0, 1):
+            mm = node.inputs[i].producer()
+            if is_op(mm, "MatMul"):
+                x, w, b = mm.inputs[0], const_array(mm.inputs[1]), const_array(node.inputs[1 - i])
+                break
+    xs, ps = static_shape(x), static_shape(p)
+    if x is None or w is None or b is None or xs is None or ps is None or len(xs) != 3 or w.ndim != 2:
+        return None
+    if ps != (xs[0], xs[1], w.shape[1]) or w.shape[0] != xs[2] or w.shape[1] % 3 or b.shape != (w.shape[1],):
+        return None
+    if w.dtype not in (np.float32, np.float16) or b.dtype != w.dtype:
+        return None
+    return x, w, b
 
 
 def _initializer(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:

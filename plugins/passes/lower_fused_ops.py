@@ -33,6 +33,13 @@ def _activation_params(node: ir.Node) -> list[float] | None:
     return []
 
 
+def _fused_matmul_possible(model: ir.Model) -> bool:
+    """Every FusedMatMul rule of onnxscript needs a (Fused)MatMul and a Div or a Transpose: without
+    them, matching the rules against every node costs time for nothing (conv nets)."""
+    present = {node.op_type for node in ir.traversal.RecursiveGraphIterator(model.graph)}
+    return bool(present & {"MatMul", "FusedMatMul"}) and bool(present & {"Div", "Transpose"})
+
+
 def _float_matmuls_only(model: ir.Model) -> bool:
     """FusedMatMul takes floats only, and onnxscript's rules do not check: skip graphs with integer MatMuls."""
     floats = {ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.DOUBLE}
@@ -76,11 +83,13 @@ class LowerFusedOpsPass(ir.passes.InPlacePass):
                 self._fuse(producer, node, targets[producer.op_type], params)
                 key = f"{producer.op_type}+{node.op_type}"
                 self.hits[key] = self.hits.get(key, 0) + 1
-        if "FusedMatMul" in self.offered and _float_matmuls_only(model):
+        if "FusedMatMul" in self.offered and _fused_matmul_possible(model) and _float_matmuls_only(model):
             from onnxscript.rewriter.ort_fusions import fused_matmul_rule_sets
 
             count = fused_matmul_rule_sets.fused_matmul_rule_sets().apply_to_model(model)
             self.hits["FusedMatMul"] = count
+        elif "FusedMatMul" in self.offered:
+            self.hits["FusedMatMul"] = 0
         modified = any(self.hits.values())
         if modified:
             model.opset_imports.setdefault(MS, 1)

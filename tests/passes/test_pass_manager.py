@@ -150,3 +150,41 @@ def test_failing_pass_names_itself_and_the_node() -> None:
         run_passes(ir.serde.deserialize_model(proto), [spec], ctx)
     assert err.value.code == "E30001"
     assert "broken_fusion" in err.value.message and "'sig0' (Sigmoid)" in err.value.message
+
+
+def test_settled_passes_are_skipped_in_later_rounds() -> None:
+    """A pass that changed nothing is not run again until another pass changes the graph."""
+    import onnx_ir as ir
+
+    from openatc.passmanager import run_passes
+
+    calls: list[str] = []
+
+    class Counting(ir.passes.InPlacePass):
+        def __init__(self, name: str, changes: int) -> None:
+            super().__init__()
+            self.name, self.changes = name, changes
+
+        def call(self, m: ir.Model) -> ir.passes.PassResult:
+            calls.append(self.name)
+            done = calls.count(self.name) <= self.changes
+            if done:  # one Identity removed per change
+                node = next(n for n in m.graph if n.op_type == "Identity")
+                node.outputs[0].replace_all_uses_with(node.inputs[0])
+                m.graph.remove(node, safe=True)
+            self.hits = {"x": int(done)}
+            return ir.passes.PassResult(m, modified=done)
+
+    nodes = [helper.make_node("Identity", ["x" if i == 0 else f"t{i}"], [f"t{i + 1}"]) for i in range(3)]
+    nodes.append(helper.make_node("Relu", ["t3"], ["y"]))
+    m = ir.serde.deserialize_model(model(nodes, [("x", [2])], [("y", [2])]))
+    specs = [
+        PassSpec("early", "canonicalize", lambda ctx: Counting("early", 0)),
+        PassSpec("changer", "fold", lambda ctx: Counting("changer", 2)),
+        PassSpec("late", "fuse", lambda ctx: Counting("late", 0)),
+    ]
+    report = run_passes(m, order_passes(specs), None)  # type: ignore[arg-type]
+    # round 1: all three (changer changes); round 2: all three (changer changes again);
+    # round 3: early (changed since), changer (no change now); late is settled and skipped
+    assert calls == ["early", "changer", "late", "early", "changer", "late", "early", "changer"]
+    assert {r.name: r.rounds for r in report} == {"early": 3, "changer": 3, "late": 2}

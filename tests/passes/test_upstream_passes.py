@@ -71,3 +71,19 @@ def test_cse_dce_lift_and_dedup() -> None:
     assert "k" in m.graph.initializers
     m, _ = check_pass(proto, common.DeduplicateHashedInitializersPass, feeds, atol=0)
     assert len(m.graph.initializers) == 1
+
+
+def test_small_constant_of_shape_is_folded() -> None:
+    """The legacy exporter's ``expand(-1, ...)``: Where(Equal(shape, ConstantOfShape([2]) * -1), 1, shape)."""
+    ones = helper.make_tensor("v", TensorProto.INT64, [1], [1])
+    nodes = [
+        helper.make_node("ConstantOfShape", ["rank"], ["ones"], value=ones),
+        helper.make_node("Mul", ["ones", "minus_one"], ["neg"]),
+        helper.make_node("Equal", ["shape", "neg"], ["is_neg"]),
+        helper.make_node("Where", ["is_neg", "ones", "shape"], ["target"]),
+        helper.make_node("Expand", ["x", "target"], ["y"]),
+    ]
+    init = {"rank": np.array([2], np.int64), "minus_one": np.array(-1, np.int64), "shape": np.array([2, 3], np.int64)}
+    proto = model(nodes, [("x", [1, 3])], [("y", [2, 3])], init)
+    m, _ = check_pass(proto, FoldConstantsPass, {"x": rand(1, 3)}, ops_after={"Expand": 1}, atol=0)
+    assert len(list(m.graph)) == 1
