@@ -122,7 +122,12 @@ def _excluded(proto: onnx.ModelProto, opts: QuantizationOptions) -> set[str]:
             ", ".join(unknown[:10]),
         )
     skip_types = set(opts.skip_op_types)
-    return {n.name for n in proto.graph.node if n.name in opts.skip_layers or n.op_type in skip_types}
+    return {n.name for n in proto.graph.node if n.name in opts.skip_layers or n.op_type in skip_types or _keeps_fp32(n)}
+
+
+def _keeps_fp32(node: onnx.NodeProto) -> bool:
+    """Nodes marked ``openatc.keep_fp32`` (e.g. AIPP's exact float32 colour conversion) stay float."""
+    return any(prop.key == "openatc.keep_fp32" for prop in node.metadata_props)
 
 
 def _prepared(model: ir.Model) -> onnx.ModelProto:
