@@ -16,6 +16,8 @@ Models (each fixture writes a fresh file under the test's ``tmp_path`` and retur
     Relu (node ``relu``) -> ``y_relu`` and Sigmoid (node ``sig``) -> ``y_sig``, both ``[2, 128]``.
     The ``make_*_model(path)`` functions behind them are plain helpers (``tiny_model_factory``
     hands out ``make_tiny_model`` for other shapes/names).
+    ``text_encoder`` (session scope, shared: do not modify the file): the example encoder of
+    ``examples/make_text_encoder.py``, ``input_ids`` int64 [batch, seq] -> float32 [batch, seq, 512].
 
 Building and running
     ``compile_om``: ``compile_om(model, output=None, **flags) -> Path`` builds an .om through the
@@ -29,6 +31,7 @@ Building and running
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import subprocess
@@ -228,3 +231,14 @@ def run_cli_subprocess() -> Callable[..., CliResult]:
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def text_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example encoder (``examples/make_text_encoder.py``), written once per session."""
+    script = Path(__file__).resolve().parents[1] / "examples" / "make_text_encoder.py"
+    spec = importlib.util.spec_from_file_location("make_text_encoder", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.write_model(tmp_path_factory.mktemp("encoder") / "text_encoder.onnx")

@@ -17,16 +17,3 @@ def conv_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def overflow_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _models.overflow_model(tmp_path_factory.mktemp("overflow") / "overflow.onnx")
-
-
-@pytest.fixture(scope="module")
-def text_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example encoder (``examples/make_text_encoder.py``), written into a module tmp dir."""
-    import importlib.util
-
-    script = Path(__file__).resolve().parents[2] / "examples" / "make_text_encoder.py"
-    spec = importlib.util.spec_from_file_location("make_text_encoder", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.write_model(tmp_path_factory.mktemp("encoder") / "text_encoder.onnx")
