@@ -1,4 +1,5 @@
-"""A constant per-channel Add after Conv or Gemm becomes the op's bias."""
+"""A constant per-channel Add after Conv or Gemm becomes the op's bias; a constant per-channel Mul
+after Conv scales its weights and bias."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ class FuseBiasPass(ir.passes.InPlacePass):
     or ``[1,C,1,..,1]``) becomes ``Conv(x, W, B + c)``; ``Add(Gemm(a, b[, C]), c)`` with ``c``
     broadcasting to the Gemm output becomes ``Gemm(a, b, C + c)``. The Conv/Gemm output must be
     used by the Add only. New biases are new initializers (the old ones stay if still used).
+
+    ``Mul(Conv(x, W[, B]), s)`` with ``s`` constant, per output channel or scalar, becomes
+    ``Conv(x, W * s, B * s)`` (PP-OCRv4's learnable affine blocks: a scale and a shift after the
+    convolutions; the shift then becomes the bias as above).
     """
 
     def __init__(self) -> None:
@@ -20,7 +25,15 @@ class FuseBiasPass(ir.passes.InPlacePass):
         self.hits: dict[str, int] = {}
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        self.hits = {"Conv+Add": 0, "Gemm+Add": 0}
+        self.hits = {"Conv+Mul": 0, "Conv+Add": 0, "Gemm+Add": 0}
+        for node in list(model.graph):
+            if node.graph is not None and is_op(node, "Mul") and len(node.inputs) == 2:
+                for i in (0, 1):
+                    producer = node.inputs[i].producer() if node.inputs[i] is not None else None
+                    fits = is_op(producer, "Conv") and single_use(node.inputs[i])
+                    if fits and self._scale(model.graph, producer, node, node.inputs[1 - i]):
+                        self.hits["Conv+Mul"] += 1
+                        break
         for node in list(model.graph):
             if node.graph is None or not is_op(node, "Add") or len(node.inputs) != 2:
                 continue
@@ -32,6 +45,31 @@ class FuseBiasPass(ir.passes.InPlacePass):
                         self.hits[kind] += 1
                         break
         return ir.passes.PassResult(model, modified=any(self.hits.values()))
+
+    @staticmethod
+    def _scale(graph: ir.Graph, conv: ir.Node, mul: ir.Node, other: ir.Value | None) -> bool:
+        s = const_array(other)
+        out_shape = static_shape(conv.outputs[0])
+        w = const_array(conv.inputs[1]) if len(conv.inputs) > 1 else None
+        if s is None or w is None or out_shape is None or s.dtype != _np_dtype(conv.outputs[0]) or w.dtype != s.dtype:
+            return False
+        if mul.outputs[0].dtype != conv.outputs[0].dtype or static_shape(mul.outputs[0]) != out_shape:
+            return False
+        per_channel = _per_channel(s, out_shape)
+        if per_channel is None:
+            return False
+        b = const_array(conv.inputs[2]) if len(conv.inputs) > 2 and conv.inputs[2] is not None else None
+        if len(conv.inputs) > 2 and conv.inputs[2] is not None and b is None:
+            return False
+        if not bypass(mul, conv.outputs[0]):  # rewires only: nothing changed when it refuses
+            return False
+        scaled_w = (w * per_channel.reshape((-1,) + (1,) * (w.ndim - 1))).astype(w.dtype)
+        _set_input(graph, conv, 1, scaled_w, f"{conv.name or mul.name or 'conv'}_scaled_weight")
+        if b is not None:
+            _set_input(
+                graph, conv, 2, (b * per_channel).astype(b.dtype), f"{conv.name or mul.name or 'conv'}_scaled_bias"
+            )
+        return True
 
     @staticmethod
     def _fuse(graph: ir.Graph, op: ir.Node, add: ir.Node, other: ir.Value | None) -> str | None:
@@ -93,3 +131,27 @@ def _np_dtype(value: ir.Value) -> np.dtype | None:
         return np.dtype(value.dtype.numpy()) if value.dtype is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def _per_channel(c: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray | None:
+    """``c`` as one value per output channel of a Conv with output ``out_shape`` (``[C,1,..,1]``,
+    ``[1,C,1,..,1]`` or a scalar), or None when it broadcasts otherwise."""
+    channels = out_shape[1]
+    dims = list(c.shape)
+    while dims and dims[0] == 1 and len(dims) > len(out_shape) - 1:
+        dims.pop(0)
+    if len(dims) > len(out_shape) - 1 or any(d != 1 for d in dims[1:]):
+        return None
+    if dims and dims[0] != 1 and (len(dims) < len(out_shape) - 1 or dims[0] != channels):
+        return None
+    return np.ascontiguousarray(np.broadcast_to(c.reshape(-1) if c.size > 1 else c.reshape(()), (channels,)))
+
+
+def _set_input(graph: ir.Graph, op: ir.Node, index: int, array: np.ndarray, name: str) -> None:
+    """Feeds ``array`` as a new initializer to input ``index`` of ``op``."""
+    while name in graph.initializers:
+        name += "_"
+    value = ir.Value(name=name, const_value=ir.tensor(np.ascontiguousarray(array), name=name))
+    value.shape, value.dtype = ir.Shape(array.shape), op.outputs[0].dtype
+    graph.register_initializer(value)
+    op.replace_input_with(index, value)
