@@ -30,7 +30,7 @@ class FuseBiasPass(ir.passes.InPlacePass):
         self.hits: dict[str, int] = {}
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        self.hits = {"Conv+Mul": 0, "Conv+Add": 0, "Gemm+Add": 0, "Mul/Add+Conv": 0}
+        self.hits = {"Conv+Mul": 0, "Conv+Add": 0, "ConvTranspose+Add": 0, "Gemm+Add": 0, "Mul/Add+Conv": 0}
         for node in list(model.graph):
             if node.graph is not None and is_op(node, "Conv") and self._input_affine(model.graph, node):
                 self.hits["Mul/Add+Conv"] += 1
@@ -47,7 +47,7 @@ class FuseBiasPass(ir.passes.InPlacePass):
                 continue
             for i in (0, 1):
                 producer = node.inputs[i].producer() if node.inputs[i] is not None else None
-                if is_op(producer, ("Conv", "Gemm")) and single_use(node.inputs[i]):
+                if is_op(producer, ("Conv", "ConvTranspose", "Gemm")) and single_use(node.inputs[i]):
                     kind = self._fuse(model.graph, producer, node, node.inputs[1 - i])
                     if kind:
                         self.hits[kind] += 1
@@ -139,7 +139,7 @@ class FuseBiasPass(ir.passes.InPlacePass):
             return None
         if add.outputs[0].dtype != op.outputs[0].dtype or static_shape(add.outputs[0]) != out_shape:
             return None
-        if is_op(op, "Conv"):
+        if is_op(op, ("Conv", "ConvTranspose")):
             channels = out_shape[1]
             dims = list(c.shape)
             while dims and dims[0] == 1 and len(dims) > len(out_shape) - 1:
@@ -183,7 +183,7 @@ class FuseBiasPass(ir.passes.InPlacePass):
         op.replace_input_with(index, value)
         if not bypass(add, op.outputs[0]):
             return None
-        return "Conv+Add" if is_op(op, "Conv") else "Gemm+Add"
+        return "Gemm+Add" if is_op(op, "Gemm") else f"{op.op_type}+Add"
 
 
 def _np_dtype(value: ir.Value) -> np.dtype | None:

@@ -25,7 +25,7 @@ def test_conv_add_and_gemm_add_fold_into_bias() -> None:
         ops_after={"Conv": 1, "Gemm": 1},
         absent=("Add",),
     )
-    assert pass_.hits == {"Conv+Mul": 0, "Conv+Add": 1, "Gemm+Add": 1, "Mul/Add+Conv": 0}
+    assert pass_.hits == {"Conv+Mul": 0, "Conv+Add": 1, "ConvTranspose+Add": 0, "Gemm+Add": 1, "Mul/Add+Conv": 0}
 
 
 def test_spatial_add_is_not_a_bias() -> None:
@@ -54,7 +54,7 @@ def test_conv_scale_and_shift_fold_into_weights_and_bias() -> None:
     m, pass_ = check_pass(
         proto, FuseBiasPass, {"x": rand(2, 3, 6, 6, seed=9)}, ops_after={"Conv": 2}, absent=("Mul", "Add")
     )
-    assert pass_.hits == {"Conv+Mul": 2, "Conv+Add": 1, "Gemm+Add": 0, "Mul/Add+Conv": 0}
+    assert pass_.hits == {"Conv+Mul": 2, "Conv+Add": 1, "ConvTranspose+Add": 0, "Gemm+Add": 0, "Mul/Add+Conv": 0}
     assert [v.name for v in m.graph.outputs] == ["y", "z"]
 
 
@@ -95,3 +95,17 @@ def test_affine_before_unpadded_conv_folds_into_it() -> None:
         proto, FuseBiasPass, {"x": rand(2, 4, 7, 7, seed=9)}, ops_after={"Conv": 3, "Mul": 0, "Add": 1}
     )
     assert pass_.hits["Mul/Add+Conv"] == 2
+
+
+def test_conv_transpose_add_folds_into_bias() -> None:
+    """PP-OCRv4 det's head: ConvTranspose then a per-channel Add (its bias, exported apart)."""
+    init = {"w": rand(4, 3, 2, 2), "b": rand(3, seed=1), "c": rand(3, 1, 1, seed=2)}
+    nodes = [
+        helper.make_node("ConvTranspose", ["x", "w", "b"], ["a"], strides=[2, 2]),
+        helper.make_node("Add", ["a", "c"], ["y"]),
+    ]
+    proto = model(nodes, [("x", [1, 4, 5, 5])], [("y", [1, 3, 10, 10])], init)
+    _, pass_ = check_pass(
+        proto, FuseBiasPass, {"x": rand(1, 4, 5, 5, seed=3)}, ops_after={"ConvTranspose": 1}, absent=("Add",)
+    )
+    assert pass_.hits["ConvTranspose+Add"] == 1
