@@ -149,7 +149,8 @@ def _fuse() -> Iterator[PassSpec]:
         "fuse",
         lambda ctx: FuseBiasPass(),
         order=20,
-        description="A constant per-channel Add after Conv/Gemm becomes its bias.",
+        description="A constant per-channel Mul after Conv scales its weights; a constant per-channel Add "
+        "after Conv/Gemm becomes its bias.",
     )
     yield PassSpec(
         "matmul_add_fusion",

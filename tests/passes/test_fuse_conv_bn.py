@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from openatc.plugins.passes.fuse_conv_bn import FuseConvBatchNormPass
 
@@ -32,6 +32,38 @@ def test_conv_bn_becomes_one_conv() -> None:
         {"x": rand(1, 3, 8, 8)},
         ops_after={"Conv": 1},
         absent=("BatchNormalization",),
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    assert pass_.hits["Conv+BatchNormalization"] == 1
+
+
+def test_small_constant_node_parameters_are_lifted_and_folded() -> None:
+    """PP-OCR's classifier: 8-channel BatchNormalization parameters as Constant nodes (below
+    lift_constants' 16-element limit) and a Conv without bias still fold."""
+    rng = np.random.default_rng(7)
+    c = 8
+    params = {
+        "scale": rng.uniform(0.5, 1.5, c).astype(np.float32),
+        "bias": rand(c, seed=8),
+        "mean": rand(c, seed=9),
+        "var": rng.uniform(0.5, 2.0, c).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("Constant", [], [name], value=numpy_helper.from_array(array, name))
+        for name, array in params.items()
+    ]
+    nodes += [
+        helper.make_node("Conv", ["x", "w"], ["a"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("BatchNormalization", ["a", *params], ["y"], epsilon=1e-5),
+    ]
+    proto = model(nodes, [("x", [2, 3, 8, 8])], [("y", [2, c, 4, 4])], {"w": rand(c, 3, 3, 3, seed=2)})
+    _, pass_ = check_pass(
+        proto,
+        FuseConvBatchNormPass,
+        {"x": rand(2, 3, 8, 8)},
+        ops_after={"Conv": 1},
+        absent=("BatchNormalization", "Constant"),
         rtol=1e-4,
         atol=1e-4,
     )
