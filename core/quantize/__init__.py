@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_OP_TYPES",
+    "MIN_INT8_CONV_MACS",
     "MIN_INT8_CONV_TERMS",
     "QuantizationOptions",
     "dequantized_names",
@@ -136,14 +137,25 @@ def _excluded(proto: onnx.ModelProto, opts: QuantizationOptions) -> set[str]:
 #: convs of a few channels) runs slower in ONNX Runtime's QLinearConv than in its float NCHWc
 #: kernels: the requantization of every output costs more than the int8 arithmetic saves.
 MIN_INT8_CONV_TERMS = 32
+#: A Conv of fewer multiply-adds than this (squeeze-excitation convs on pooled 1x1 features)
+#: gains nothing from INT8 and pays a Q/DQ pair and a layout change around it.
+MIN_INT8_CONV_MACS = 1 << 16
 #: Ops that only move or select values: INT8 pays only when their input is INT8 already.
 _MOVEMENT_OPS = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "Resize", "Pad"})
+
+
+def _elements(shape: onnx.TensorShapeProto | None) -> int | None:
+    """Elements of a fully static shape, or None."""
+    if shape is None or not shape.dim or not all(d.HasField("dim_value") for d in shape.dim):
+        return None
+    return int(np.prod([d.dim_value for d in shape.dim], dtype=np.int64))
 
 
 def _slow_in_int8(proto: onnx.ModelProto, op_types: tuple[str, ...], excluded: set[str]) -> list[str]:
     """Layers that would make the INT8 build slower than the float one it replaces (graph order).
 
-    * Conv/ConvTranspose with fewer than :data:`MIN_INT8_CONV_TERMS` terms per output;
+    * Conv/ConvTranspose with fewer than :data:`MIN_INT8_CONV_TERMS` terms per output, or fewer
+      than :data:`MIN_INT8_CONV_MACS` multiply-adds in all (static shapes);
     * pooling and resizing whose input comes from a float layer (an op outside ``op_types``,
       kept float, or a graph input): quantizing them alone would put a Q/DQ pair around a float
       island, and ONNX Runtime's uint8 pooling runs in NCHW where the float one runs in NCHWc.
@@ -152,6 +164,7 @@ def _slow_in_int8(proto: onnx.ModelProto, op_types: tuple[str, ...], excluded: s
     slow: list[str] = []
     floated = set(excluded)
     producers = {o: n for n in proto.graph.node for o in n.output}
+    shapes = {v.name: v.type.tensor_type.shape for v in (*proto.graph.value_info, *proto.graph.output)}
     for node in proto.graph.node:
         if node.name in floated or node.op_type not in op_types:
             continue
@@ -161,7 +174,8 @@ def _slow_in_int8(proto: onnx.ModelProto, op_types: tuple[str, ...], excluded: s
                 terms = dims[0] * int(np.prod(dims[2:], dtype=np.int64))
             else:  # [Cout, Cin/group, k...]
                 terms = int(np.prod(dims[1:], dtype=np.int64))
-            if terms < MIN_INT8_CONV_TERMS:
+            outputs = _elements(shapes.get(node.output[0]))
+            if terms < MIN_INT8_CONV_TERMS or (outputs is not None and outputs * terms < MIN_INT8_CONV_MACS):
                 slow.append(node.name)
                 floated.add(node.name)
         elif node.op_type in _MOVEMENT_OPS and node.input:
