@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_OP_TYPES",
+    "MIN_INT8_CONV_MACS",
+    "MIN_INT8_CONV_TERMS",
     "QuantizationOptions",
     "dequantized_names",
     "parse_quantization",
@@ -122,7 +124,66 @@ def _excluded(proto: onnx.ModelProto, opts: QuantizationOptions) -> set[str]:
             ", ".join(unknown[:10]),
         )
     skip_types = set(opts.skip_op_types)
-    return {n.name for n in proto.graph.node if n.name in opts.skip_layers or n.op_type in skip_types or _keeps_fp32(n)}
+    excluded = {
+        n.name for n in proto.graph.node if n.name in opts.skip_layers or n.op_type in skip_types or _keeps_fp32(n)
+    }
+    slow = _slow_in_int8(proto, opts.op_types, excluded) if opts.skip_slow_layers else []
+    if slow:
+        logger.info("quantization: %d layer(s) kept float, slower in INT8: %s", len(slow), ", ".join(slow[:20]))
+    return excluded | set(slow)
+
+
+#: A Conv whose dot products have fewer terms than this (depthwise, 3-channel stems, pointwise
+#: convs of a few channels) runs slower in ONNX Runtime's QLinearConv than in its float NCHWc
+#: kernels: the requantization of every output costs more than the int8 arithmetic saves.
+MIN_INT8_CONV_TERMS = 32
+#: A Conv of fewer multiply-adds than this (squeeze-excitation convs on pooled 1x1 features)
+#: gains nothing from INT8 and pays a Q/DQ pair and a layout change around it.
+MIN_INT8_CONV_MACS = 1 << 16
+#: Ops that only move or select values: INT8 pays only when their input is INT8 already.
+_MOVEMENT_OPS = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "Resize", "Pad"})
+
+
+def _elements(shape: onnx.TensorShapeProto | None) -> int | None:
+    """Elements of a fully static shape, or None."""
+    if shape is None or not shape.dim or not all(d.HasField("dim_value") for d in shape.dim):
+        return None
+    return int(np.prod([d.dim_value for d in shape.dim], dtype=np.int64))
+
+
+def _slow_in_int8(proto: onnx.ModelProto, op_types: tuple[str, ...], excluded: set[str]) -> list[str]:
+    """Layers that would make the INT8 build slower than the float one it replaces (graph order).
+
+    * Conv/ConvTranspose with fewer than :data:`MIN_INT8_CONV_TERMS` terms per output, or fewer
+      than :data:`MIN_INT8_CONV_MACS` multiply-adds in all (static shapes);
+    * pooling and resizing whose input comes from a float layer (an op outside ``op_types``,
+      kept float, or a graph input): quantizing them alone would put a Q/DQ pair around a float
+      island, and ONNX Runtime's uint8 pooling runs in NCHW where the float one runs in NCHWc.
+    """
+    weights = {t.name: t for t in proto.graph.initializer}
+    slow: list[str] = []
+    floated = set(excluded)
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    shapes = {v.name: v.type.tensor_type.shape for v in (*proto.graph.value_info, *proto.graph.output)}
+    for node in proto.graph.node:
+        if node.name in floated or node.op_type not in op_types:
+            continue
+        if node.op_type in ("Conv", "ConvTranspose") and len(node.input) > 1 and node.input[1] in weights:
+            dims = list(weights[node.input[1]].dims)
+            if node.op_type == "ConvTranspose" and len(dims) > 1:  # [Cin, Cout/group, k...]: Cin terms per k
+                terms = dims[0] * int(np.prod(dims[2:], dtype=np.int64))
+            else:  # [Cout, Cin/group, k...]
+                terms = int(np.prod(dims[1:], dtype=np.int64))
+            outputs = _elements(shapes.get(node.output[0]))
+            if terms < MIN_INT8_CONV_TERMS or (outputs is not None and outputs * terms < MIN_INT8_CONV_MACS):
+                slow.append(node.name)
+                floated.add(node.name)
+        elif node.op_type in _MOVEMENT_OPS and node.input:
+            producer = producers.get(node.input[0])
+            if producer is None or producer.name in floated or producer.op_type not in op_types:
+                slow.append(node.name)
+                floated.add(node.name)
+    return slow
 
 
 def _keeps_fp32(node: onnx.NodeProto) -> bool:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +20,15 @@ import onnx
 
 from ._data import Samples
 
-__all__ = ["DISABLED_OPTIMIZERS", "Progress", "calibrate", "float_tensors", "ort_session"]
+__all__ = [
+    "DISABLED_OPTIMIZERS",
+    "EXTERNAL_WEIGHTS_BYTES",
+    "Progress",
+    "calibrate",
+    "float_tensors",
+    "ort_session",
+    "weight_bytes",
+]
 
 #: As the cpu backend: ONNX Runtime must not quantize the layers an INT8 build keeps float.
 DISABLED_OPTIMIZERS = ("WeightBiasQuantization",)
@@ -50,10 +60,95 @@ class Progress:
             sys.stderr.flush()
 
 
+#: Models with more weight bytes than this reach ONNX Runtime as a file with external data
+#: (written tensor by tensor) rather than as serialized bytes: no whole-model copies in memory.
+EXTERNAL_WEIGHTS_BYTES = 64 << 20
+#: Tensors below this many bytes stay inside the graph of that file.
+_SMALL_TENSOR = 4096
+
+
+def _tensor_bytes(tensor: onnx.TensorProto) -> int:
+    if tensor.HasField("raw_data"):
+        return len(tensor.raw_data)
+    return int(np.prod(tensor.dims, dtype=np.int64)) * 4 if tensor.dims else 0
+
+
+def weight_bytes(model: onnx.ModelProto) -> int:
+    """Bytes of the model's initializers (raw data; other encodings counted as 4 bytes an element)."""
+    return sum(_tensor_bytes(t) for t in model.graph.initializer)
+
+
+def _write_external(model: onnx.ModelProto, outputs: Sequence[str], folder: Path) -> Path:
+    """``model`` with ``outputs`` added, saved under ``folder`` with its weights as external data.
+
+    The weights are copied one tensor at a time (the graph file holds nodes and small tensors
+    only), so the peak is one tensor's bytes beyond ``model``, whatever the model's size.
+    """
+    graph = model.graph
+    light = onnx.GraphProto(name=graph.name, doc_string=graph.doc_string)
+    light.node.extend(graph.node)
+    light.input.extend(graph.input)
+    light.output.extend(graph.output)
+    existing = {o.name for o in graph.output}
+    light.output.extend(onnx.ValueInfoProto(name=n) for n in outputs if n not in existing)
+    light.value_info.extend(graph.value_info)
+    light.sparse_initializer.extend(graph.sparse_initializer)
+    light.quantization_annotation.extend(graph.quantization_annotation)
+    data_name = "weights.bin"
+    offset = 0
+    with open(folder / data_name, "wb") as data:
+        for tensor in graph.initializer:
+            if _tensor_bytes(tensor) < _SMALL_TENSOR or tensor.data_location == onnx.TensorProto.EXTERNAL:
+                light.initializer.append(tensor)
+                continue
+            raw = tensor.raw_data if tensor.HasField("raw_data") else onnx.numpy_helper.to_array(tensor).tobytes()
+            pad = -offset % 4096  # page-aligned: ONNX Runtime may map the file instead of reading it
+            data.write(b"\0" * pad)
+            offset += pad
+            data.write(raw)
+            entry = onnx.TensorProto(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
+            entry.data_location = onnx.TensorProto.EXTERNAL
+            for key, value in (("location", data_name), ("offset", str(offset)), ("length", str(len(raw)))):
+                entry.external_data.add(key=key, value=value)
+            offset += len(raw)
+            light.initializer.append(entry)
+            del raw
+    shell = onnx.ModelProto()
+    for field in ("ir_version", "producer_name", "producer_version", "domain", "model_version", "doc_string"):
+        setattr(shell, field, getattr(model, field))
+    shell.opset_import.extend(model.opset_import)
+    shell.functions.extend(model.functions)
+    shell.graph.CopyFrom(light)
+    path = folder / "model.onnx"
+    path.write_bytes(shell.SerializeToString())
+    return path
+
+
 def ort_session(model: onnx.ModelProto, outputs: Iterable[str] = (), *, optimize: bool = True) -> Any:
-    """An ONNX Runtime CPU session of ``model`` with ``outputs`` added as graph outputs."""
+    """An ONNX Runtime CPU session of ``model`` with ``outputs`` added as graph outputs.
+
+    Large models (:data:`EXTERNAL_WEIGHTS_BYTES`) go through a temporary file with external
+    data, and the session runs without ONNX Runtime's memory arena: calibration's peak memory is
+    then the caller's model, the session's one copy of the weights and one sample's activations.
+    """
     import onnxruntime as ort
 
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    )
+    kwargs: dict[str, Any] = {
+        "providers": ["CPUExecutionProvider"],
+        "disabled_optimizers": list(DISABLED_OPTIMIZERS),
+    }
+    outputs = list(outputs)
+    if weight_bytes(model) >= EXTERNAL_WEIGHTS_BYTES:
+        options.enable_cpu_mem_arena = False
+        options.enable_mem_pattern = False
+        with tempfile.TemporaryDirectory(prefix="openatc-quant-") as folder:
+            path = _write_external(model, outputs, Path(folder))
+            return ort.InferenceSession(str(path), options, **kwargs)
     count = len(model.graph.output)
     existing = {o.name for o in model.graph.output}
     for name in outputs:  # added in place and removed after serializing: no copy of the weights
@@ -64,17 +159,7 @@ def ort_session(model: onnx.ModelProto, outputs: Iterable[str] = (), *, optimize
         data = model.SerializeToString()
     finally:
         del model.graph.output[count:]
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.graph_optimization_level = (
-        ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    )
-    return ort.InferenceSession(
-        data,
-        options,
-        providers=["CPUExecutionProvider"],
-        disabled_optimizers=list(DISABLED_OPTIMIZERS),
-    )
+    return ort.InferenceSession(data, options, **kwargs)
 
 
 def float_tensors(model: onnx.ModelProto, op_types: Sequence[str], excluded: set[str]) -> list[str]:

@@ -40,6 +40,7 @@ _KEYS = {
     "holdout_fraction": "fraction of the samples held out for the accuracy check (default 0.2)",
     "max_fallback_layers": "at most this many layers returned to float by the fallback (default 16)",
     "report": "write the per-layer report next to the .om (bool, default true)",
+    "skip_slow_layers": "keep float the layers slower in INT8 than in float (bool, default true)",
 }
 
 
@@ -63,6 +64,7 @@ class QuantizationOptions:
     holdout_fraction: float = 0.2
     max_fallback_layers: int = 16
     report: bool = True
+    skip_slow_layers: bool = True
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
@@ -142,6 +144,7 @@ def options_from_dict(data: dict[str, Any], source: str, base: Path) -> Quantiza
         holdout_fraction=_number(source, "holdout_fraction", data.get("holdout_fraction", 0.2), 0.0, 0.9),
         max_fallback_layers=_number(source, "max_fallback_layers", data.get("max_fallback_layers", 16), 0, 1e6, True),
         report=_bool(source, "report", data.get("report", True)),
+        skip_slow_layers=_bool(source, "skip_slow_layers", data.get("skip_slow_layers", True)),
     )
 
 

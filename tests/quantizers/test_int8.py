@@ -94,7 +94,9 @@ def test_conv_net_each_algorithm(
     conv: tuple[Path, Path], compile_om: Callable[..., Path], tmp_path: Path, algorithm: str, per_channel: bool
 ) -> None:
     model, data = conv
-    cfg = _config(tmp_path / "c.json", data_dir=str(data), algorithm=algorithm, per_channel=per_channel)
+    cfg = _config(  # conv1 (27 terms a dot product) in INT8 too: skip_slow_layers off
+        tmp_path / "c.json", data_dir=str(data), algorithm=algorithm, per_channel=per_channel, skip_slow_layers=False
+    )
     om = compile_om(model, calibration_config=str(cfg))
     for x in _held_out():
         assert cosine(_om_out(om, {"x": x}), _fp32(model, {"x": x})) >= MIN_COSINE
@@ -107,7 +109,8 @@ def test_conv_net_each_algorithm(
 
 def test_integer_kernels_and_size(conv: tuple[Path, Path], compile_om: Callable[..., Path], tmp_path: Path) -> None:
     model, data = conv
-    om = compile_om(model, calibration_config=str(_config(tmp_path / "c.json", data_dir=str(data))))
+    cfg = _config(tmp_path / "c.json", data_dir=str(data), skip_slow_layers=False)
+    om = compile_om(model, calibration_config=str(cfg))
     ops = _optimized_ops(om, tmp_path)
     assert "QLinearConv" in ops, ops
     assert "Conv" not in ops  # no dequantize-compute-quantize in float left
@@ -117,9 +120,8 @@ def test_integer_kernels_and_size(conv: tuple[Path, Path], compile_om: Callable[
 
 def test_per_layer_report_files(conv: tuple[Path, Path], compile_om: Callable[..., Path], tmp_path: Path) -> None:
     model, data = conv
-    om = compile_om(
-        model, output=tmp_path / "q", calibration_config=str(_config(tmp_path / "c.json", data_dir=str(data)))
-    )
+    cfg = _config(tmp_path / "c.json", data_dir=str(data), skip_slow_layers=False)
+    om = compile_om(model, output=tmp_path / "q", calibration_config=str(cfg))
     assert om == tmp_path / "q.om"
     report = json.loads((tmp_path / "q_quant_report.json").read_text())["gears"]["gear0"]
     header = (tmp_path / "q_quant_report.csv").read_text().splitlines()[0]
@@ -132,7 +134,12 @@ def test_per_layer_report_files(conv: tuple[Path, Path], compile_om: Callable[..
 def test_skip_lists_keep_layers_float(conv: tuple[Path, Path], compile_om: Callable[..., Path], tmp_path: Path) -> None:
     model, data = conv
     cfg = _config(
-        tmp_path / "c.json", data_dir=str(data), skip_layers=["conv2"], skip_op_types=["Gemm"], holdout_fraction=0
+        tmp_path / "c.json",
+        data_dir=str(data),
+        skip_layers=["conv2"],
+        skip_op_types=["Gemm"],
+        holdout_fraction=0,
+        skip_slow_layers=False,
     )
     om = compile_om(model, calibration_config=str(cfg))
     quant = _manifest(om)["gears"][0]["quantization"]
@@ -143,6 +150,25 @@ def test_skip_lists_keep_layers_float(conv: tuple[Path, Path], compile_om: Calla
     assert "QGemm" not in ops
     x = _held_out()[0]
     assert cosine(_om_out(om, {"x": x}), _fp32(model, {"x": x})) >= MIN_COSINE
+
+
+def test_layers_slower_in_int8_stay_float(
+    conv: tuple[Path, Path], compile_om: Callable[..., Path], tmp_path: Path
+) -> None:
+    """By default conv1 (3 channels x 3x3 = 27 terms a dot product, under MIN_INT8_CONV_TERMS)
+    stays float; conv2 (16 x 3x3) and the Gemm are INT8; the numerics stay close to FP32."""
+    from openatc.quantize import MIN_INT8_CONV_TERMS
+
+    assert 27 < MIN_INT8_CONV_TERMS <= 16 * 9
+    model, data = conv
+    om = compile_om(model, calibration_config=str(_config(tmp_path / "c.json", data_dir=str(data))))
+    quant = _manifest(om)["gears"][0]["quantization"]
+    assert len(quant["skipped"]) == 1  # conv1, renamed by the Conv+BatchNormalization fusion
+    assert _conv_weight_scale_sizes(om, tmp_path) == [32]  # only conv2's weights are quantized
+    ops = _optimized_ops(om, tmp_path)
+    assert "QLinearConv" in ops and ops & {"Conv", "FusedConv"}, " ".join(sorted(ops))
+    for x in _held_out():
+        assert cosine(_om_out(om, {"x": x}), _fp32(model, {"x": x})) >= MIN_COSINE
 
 
 def test_transformer_int8_meets_target(text_encoder: Path, compile_om: Callable[..., Path], tmp_path: Path) -> None:
