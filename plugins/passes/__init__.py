@@ -130,9 +130,9 @@ def _fold() -> Iterator[PassSpec]:
     yield PassSpec(
         "lift_constants",
         "fold",
-        lambda ctx: common.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0),
+        lambda ctx: common.LiftConstantsToInitializersPass(lift_all_constants=True),
         order=40,
-        description="Constant nodes become initializers, small ones too (the fusions of BatchNormalization need them).",
+        description="Constant nodes become initializers (weights; conv_bn_fusion lifts the small parameters it needs).",
     )
 
 
