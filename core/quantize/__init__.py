@@ -57,6 +57,8 @@ _REPORT_KEY = "openatc.quantization"
 _LAYERS_KEY = "openatc.quantization.layers"
 #: At most this many candidate layers get a full sensitivity measurement (one INT8 build each).
 _SENSITIVITY_CANDIDATES = 24
+#: At most this many layers of the fallback are tried back in INT8 once the target is met.
+_PRUNE_TRIALS = 8
 #: Samples the per-layer report runs on (held-out ones first).
 _REPORT_SAMPLES = 8
 
@@ -307,9 +309,15 @@ def _meet_target(
 ) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """Returns the most sensitive layers to float until the target is met (or the budget is spent).
 
-    Candidates are first ordered by the error each adds locally (its output's cosine drop over
-    its inputs' in the per-layer report); the first ``_SENSITIVITY_CANDIDATES`` are then
-    measured exactly: the model's score with only that layer left in float.
+    1. Rank: every quantized layer by the error it adds locally (its output's cosine drop over
+       its inputs' in the per-layer report); the first ``_SENSITIVITY_CANDIDATES`` are then
+       measured exactly (the model's score with only that layer in float) and those that help
+       go first, most helpful first.
+    2. Search: the shortest prefix of that order whose return to float meets the target, by
+       bisection over the prefix length (error spread over many layers needs many of them back
+       in float, which one layer at a time cannot find).
+    3. Prune: layers of the prefix, least important first, go back to INT8 when the target still
+       holds without them (at most ``_PRUNE_TRIALS`` tries).
     """
     target = opts.accuracy_target
     score = evaluator(qdq)
@@ -321,24 +329,46 @@ def _meet_target(
             logger.warning("quantization: accuracy %.6f misses the target %g; fallback is off", score, target)
         info["target_met"] = target is None or score >= target
         return qdq, info
-    candidates = _ranked_candidates(proto, qdq, holdout, excluded)[:_SENSITIVITY_CANDIDATES]
-    sensitivity = []
-    for name in candidates:
-        sensitivity.append((evaluator(emit(excluded | {name})), name))
-    sensitivity.sort(key=lambda item: -item[0])
-    info["sensitivity"] = [{"layer": n, "accuracy_if_float": round(s, 6)} for s, n in sensitivity]
-    chosen: list[str] = []
-    for _, name in sensitivity[: opts.max_fallback_layers]:
-        trial = emit(excluded | {*chosen, name})
-        trial_score = evaluator(trial)
-        logger.info("quantization: %s back to float: accuracy %.6f", name, trial_score)
-        if trial_score <= score:  # no better on the held-out samples: it stays INT8
-            continue
-        chosen.append(name)
-        qdq, score = trial, trial_score
-        if score >= target:
-            break
-    info.update(fallback_layers=chosen, accuracy=round(score, 6), target_met=score >= target)
+    ranked = _ranked_candidates(proto, qdq, holdout, excluded)
+    measured = []
+    for name in ranked[:_SENSITIVITY_CANDIDATES]:
+        measured.append((evaluator(emit(excluded | {name})), name))
+    measured.sort(key=lambda item: -item[0])
+    info["sensitivity"] = [{"layer": n, "accuracy_if_float": round(s, 6)} for s, n in measured]
+    helpful = [n for s, n in measured if s > score]
+    order = helpful + [n for n in ranked if n not in helpful]
+    limit = len(order) if opts.max_fallback_layers is None else min(len(order), opts.max_fallback_layers)
+    search: list[dict[str, Any]] = []
+
+    def trial(layers: list[str]) -> tuple[float, onnx.ModelProto]:
+        model = emit(excluded | set(layers))
+        value = evaluator(model)
+        search.append({"float_layers": len(layers), "accuracy": round(value, 6)})
+        logger.info("quantization: %d layer(s) back to float: accuracy %.6f", len(layers), value)
+        return value, model
+
+    top_score, top_model = trial(order[:limit])
+    if top_score < target:  # even the whole budget in float misses: keep the best reached
+        if top_score > score:
+            qdq, score, chosen = top_model, top_score, order[:limit]
+        else:
+            chosen = []
+    else:
+        low, high, best = 0, limit, (top_score, top_model)
+        while high - low > 1:  # invariant: prefix ``low`` misses the target, prefix ``high`` meets it
+            middle = (low + high) // 2
+            value, model = trial(order[:middle])
+            if value >= target:
+                high, best = middle, (value, model)
+            else:
+                low = middle
+        (score, qdq), chosen = best, order[:high]
+        for name in list(reversed(chosen[:-1]))[:_PRUNE_TRIALS]:
+            rest = [n for n in chosen if n != name]
+            value, model = trial(rest)
+            if value >= target:
+                chosen, score, qdq = rest, value, model
+    info.update(fallback_layers=chosen, accuracy=round(score, 6), target_met=score >= target, search=search)
     if score >= target:
         logger.info("quantization: target %g met with %d layer(s) in float: %s", target, len(chosen), ", ".join(chosen))
     else:
@@ -347,7 +377,7 @@ def _meet_target(
             score,
             target,
             len(chosen),
-            ", ".join(chosen),
+            ", ".join(chosen[:20]) + (" ..." if len(chosen) > 20 else ""),
         )
     return qdq, info
 

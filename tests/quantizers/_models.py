@@ -58,6 +58,41 @@ def hostile_mlp(path: Path, seed: int = 0) -> Path:
     return path
 
 
+def hostile_chain(path: Path, blocks: int = 3, seed: int = 0) -> Path:
+    """``blocks`` copies of :func:`hostile_mlp`'s pattern in a row, x[1,64] -> y[1,64].
+
+    Block ``i`` is ``fc{i}a`` (plain) -> Relu -> ``fc{i}b`` (one output channel x OUTLIER) ->
+    ``fc{i}c`` (scales it back). Every block crushes the signal when its outlier tensor is
+    quantized per tensor, so the accuracy target needs one layer of *each* block in float.
+    """
+    rng = np.random.default_rng(seed)
+    nodes, weights, source = [], [], "x"
+    for i in range(blocks):
+        wa, wb, wc = ((rng.standard_normal((64, 64)) / 8).astype(np.float32) for _ in range(3))
+        wb[:, 0] *= OUTLIER
+        wc[0, :] /= OUTLIER
+        weights += [numpy_helper.from_array(w, f"w{i}{k}") for k, w in zip("abc", (wa, wb, wc), strict=True)]
+        out = "y" if i == blocks - 1 else f"y{i}"
+        nodes += [
+            helper.make_node("MatMul", [source, f"w{i}a"], [f"a{i}"], name=f"fc{i}a"),
+            helper.make_node("Relu", [f"a{i}"], [f"r{i}"], name=f"relu{i}"),
+            helper.make_node("MatMul", [f"r{i}", f"w{i}b"], [f"h{i}"], name=f"fc{i}b"),
+            helper.make_node("MatMul", [f"h{i}", f"w{i}c"], [out], name=f"fc{i}c"),
+        ]
+        source = out
+    graph = helper.make_graph(
+        nodes,
+        "hostile_chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
 def write_samples(folder: Path, shapes: dict[str, tuple[int, ...]], count: int, seed: int = 0) -> Path:
     """``count`` N(0,1) float32 samples per input: one subfolder per input when there are several."""
     rng = np.random.default_rng(seed)

@@ -19,7 +19,7 @@ import pytest
 import openatc
 from openatc.hookspecs import hookimpl
 
-from ._models import conv_net, cosine, hostile_mlp, write_samples
+from ._models import conv_net, cosine, hostile_chain, hostile_mlp, write_samples
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -203,6 +203,35 @@ def test_fallback_restores_hostile_layer(compile_om: Callable[..., Path], tmp_pa
     assert quant["accuracy_before"] < 0.99 <= quant["accuracy"]
     assert quant["target_met"] and set(quant["fallback_layers"]) & {"fc2", "fc3"}
     assert quant["int8_layers"] >= 1  # fc1 stays INT8
+
+
+def test_fallback_finds_error_spread_over_blocks(compile_om: Callable[..., Path], tmp_path: Path) -> None:
+    """Three hostile blocks: the target needs each block's outlier tensor in float, the plain layers stay INT8."""
+    model = hostile_chain(tmp_path / "chain.onnx", blocks=3)
+    data = write_samples(tmp_path / "calib", {"x": (1, 64)}, 40)
+    cfg = _config(tmp_path / "c.json", data_dir=str(data), accuracy_target=0.99)
+    om = compile_om(model, calibration_config=str(cfg))
+    quant = _manifest(om)["gears"][0]["quantization"]
+    assert quant["accuracy_before"] < 0.99 <= quant["accuracy"] and quant["target_met"]
+    floated = set(quant["fallback_layers"])
+    for i in range(3):
+        assert floated & {f"fc{i}b", f"fc{i}c"}, (i, floated)
+    assert not floated & {"fc0a", "fc1a", "fc2a"} and quant["int8_layers"] >= 3, quant  # the plain ones stay INT8
+    kept = {"float_layers": len(floated), "accuracy": quant["accuracy"]}
+    assert kept in quant["search"] and max(t["float_layers"] for t in quant["search"]) > len(floated)  # pruned
+    x = np.random.default_rng(5).standard_normal((1, 64)).astype(np.float32)
+    assert cosine(_om_out(om, {"x": x}), _fp32(model, {"x": x})) >= MIN_COSINE
+
+
+def test_fallback_budget_is_respected(compile_om: Callable[..., Path], tmp_path: Path, caplog) -> None:
+    model = hostile_chain(tmp_path / "chain.onnx", blocks=3)
+    data = write_samples(tmp_path / "calib", {"x": (1, 64)}, 40)
+    cfg = _config(tmp_path / "c.json", data_dir=str(data), accuracy_target=0.99, max_fallback_layers=1)
+    with caplog.at_level("WARNING"):
+        om = compile_om(model, calibration_config=str(cfg))
+    quant = _manifest(om)["gears"][0]["quantization"]
+    assert not quant["target_met"] and len(quant["fallback_layers"]) <= 1
+    assert "still misses the target" in caplog.text
 
 
 def test_python_metric(compile_om: Callable[..., Path], tmp_path: Path) -> None:
