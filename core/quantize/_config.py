@@ -12,7 +12,7 @@ from typing import Any
 
 from openatc.errors import OpenATCError
 
-__all__ = ["DEFAULT_OP_TYPES", "QuantizationOptions", "parse_quantization"]
+__all__ = ["DEFAULT_OP_TYPES", "ImagePreprocess", "QuantizationOptions", "parse_quantization"]
 
 #: Op types quantized unless the config lists its own: the matrix ops, the ops ONNX Runtime fuses
 #: with them into integer kernels (pools, Relu/Clip, Concat, Resize, ...), the reshaping ops and
@@ -40,9 +40,61 @@ _KEYS = {
     "holdout_fraction": "fraction of the samples held out for the accuracy check (default 0.2)",
     "max_fallback_layers": "at most this many layers returned to float by the fallback (int; default no limit; 0: "
     "no fallback)",
+    "image": "read image files (.jpg/.jpeg/.png/.bmp) as samples with this preprocessing: "
+    '{"color": "RGB"|"BGR"|"GRAY", "fit": "stretch"|"center_crop", "mean": [..], "std": [..], "layout": "NCHW"|"NHWC"}',
     "report": "write the per-layer report next to the .om (bool, default true)",
     "skip_slow_layers": "keep float the layers slower in INT8 than in float (bool, default true)",
 }
+
+
+@dataclass(frozen=True)
+class ImagePreprocess:
+    """How an image file becomes one sample: decode, colour order, resize, (pixel - mean) / std, layout.
+
+    Pixels are 0-255 values in ``color`` order; the size is the input's spatial size (``stretch``:
+    resized to it, bilinear; ``center_crop``: the shorter side scaled to fit, then the centre cut
+    out). ``mean``/``std`` hold one value or one per channel; ``layout`` defaults to what the
+    input's shape says (NCHW when dim 1 is 1, 3 or 4, else NHWC).
+    """
+
+    color: str = "RGB"
+    fit: str = "stretch"
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    layout: str | None = None
+
+
+def _image(source: str, value: Any) -> ImagePreprocess:
+    if not isinstance(value, dict):
+        raise _error(source, f"'image' must be an object of preprocessing settings, got {value!r}")
+    known = {"color", "fit", "mean", "std", "layout"}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise _error(
+            source, f"unknown key(s) {', '.join(unknown)} in 'image'", hint="Known: " + ", ".join(sorted(known))
+        )
+    choices = {"color": ("RGB", "BGR", "GRAY"), "fit": ("stretch", "center_crop"), "layout": ("NCHW", "NHWC")}
+    for key, allowed in choices.items():
+        if key in value and value[key] not in allowed:
+            raise _error(source, f"image '{key}' must be one of {', '.join(allowed)}, got {value[key]!r}")
+
+    def numbers(key: str, default: float) -> tuple[float, ...]:
+        raw = value.get(key, [default])
+        raw = raw if isinstance(raw, list) else [raw]
+        if not raw or len(raw) > 4 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw):
+            raise _error(source, f"image '{key}' must be a number or a list of 1-4 numbers, got {value.get(key)!r}")
+        return tuple(float(v) for v in raw)
+
+    std = numbers("std", 1.0)
+    if any(v == 0 for v in std):
+        raise _error(source, f"image 'std' must not hold 0, got {list(std)}")
+    return ImagePreprocess(
+        color=value.get("color", "RGB"),
+        fit=value.get("fit", "stretch"),
+        mean=numbers("mean", 0.0),
+        std=std,
+        layout=value.get("layout"),
+    )
 
 
 @dataclass(frozen=True)
@@ -66,6 +118,7 @@ class QuantizationOptions:
     max_fallback_layers: int | None = None
     report: bool = True
     skip_slow_layers: bool = True
+    image: ImagePreprocess | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
@@ -148,6 +201,7 @@ def options_from_dict(data: dict[str, Any], source: str, base: Path) -> Quantiza
         else None,
         report=_bool(source, "report", data.get("report", True)),
         skip_slow_layers=_bool(source, "skip_slow_layers", data.get("skip_slow_layers", True)),
+        image=_image(source, data["image"]) if "image" in data else None,
     )
 
 
