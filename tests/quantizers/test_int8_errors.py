@@ -38,7 +38,12 @@ def test_empty_folder(model: Path, compile_om: Callable[..., Path], tmp_path: Pa
     (tmp_path / "empty").mkdir()
     cfg = _cfg(tmp_path, data_dir=str(tmp_path / "empty"))
     _fails(
-        compile_om, model, tmp_path, "E10061", "no .npy/.bin/image calibration files for input 'x'", calibration_config=cfg
+        compile_om,
+        model,
+        tmp_path,
+        "E10061",
+        "no .npy/.bin/image calibration files for input 'x'",
+        calibration_config=cfg,
     )
 
 
