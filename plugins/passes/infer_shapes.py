@@ -26,8 +26,16 @@ class InferShapesPass(ir.passes.InPlacePass):
         self.data_prop = data_prop
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
+        flat = not _has_subgraphs(model.graph)
+        if flat and _fully_typed(model.graph):
+            # every value already has a dtype and a static shape: inference would only confirm them
+            _move_large_initializers_last(model.graph)
+            return ir.passes.PassResult(model, modified=False)
         try:
-            inferred = ir.serde.deserialize_model(self._infer(model))
+            proto = self._infer(model)
+            if flat:
+                return ir.passes.PassResult(model, modified=_merge_graph(model.graph, _inferred_types(proto.graph)))
+            inferred = ir.serde.deserialize_model(proto)
         except Exception as exc:  # noqa: BLE001 - onnx raises several types; the model stays usable
             logger.warning("shape inference failed (%s); graph left unchanged", str(exc).splitlines()[0])
             return ir.passes.PassResult(model, modified=False)
@@ -70,3 +78,84 @@ class InferShapesPass(ir.passes.InPlacePass):
                 value.const_value = tensors[name]
                 model.graph.initializers[name] = value
         return onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=False, data_prop=self.data_prop)
+
+
+_Inferred = tuple[ir.TypeProtocol | None, ir.Shape | None]
+
+
+def _has_subgraphs(graph: ir.Graph) -> bool:
+    return any(
+        attr.type in (ir.AttributeType.GRAPH, ir.AttributeType.GRAPHS)
+        for node in graph
+        for attr in node.attributes.values()
+    )
+
+
+def _static(value: ir.Value) -> bool:
+    shape = value.shape
+    return (
+        isinstance(value.type, ir.TensorType)
+        and value.dtype is not None
+        and shape is not None
+        and all(isinstance(dim, int) for dim in shape)
+    )
+
+
+def _fully_typed(graph: ir.Graph) -> bool:
+    """True when every input, initializer and node output has a tensor type and a static shape."""
+    if not all(_static(v) for v in graph.inputs) or not all(_static(v) for v in graph.initializers.values()):
+        return False
+    return all(_static(out) for node in graph for out in node.outputs)
+
+
+def _move_large_initializers_last(graph: ir.Graph) -> None:
+    """The initializer order an inference run leaves (:meth:`InferShapesPass._infer` takes the large
+    ones out and puts them back last), so that skipping a run writes the same file."""
+    for name, value in list(graph.initializers.items()):
+        tensor = value.const_value
+        if tensor is not None and tensor.nbytes > _HIDE_BYTES:
+            graph.initializers[name] = graph.initializers.pop(name)
+
+
+def _type_and_shape(info: onnx.ValueInfoProto) -> _Inferred:
+    return ir.serde.deserialize_type_proto_for_type(info.type), ir.serde.deserialize_type_proto_for_shape(info.type)
+
+
+def _inferred_types(graph: onnx.GraphProto) -> dict[str, _Inferred]:
+    """Name -> (type, shape) as ``ir.serde.deserialize_model`` would give the values of ``graph``
+    (no subgraphs), without deserializing its nodes and tensors: inputs from their declarations,
+    initializers from their tensors unless declared, node outputs from ``value_info``, graph outputs
+    from their declarations (these win)."""
+    value_info = {info.name: info for info in graph.value_info}
+    found = {info.name: _type_and_shape(info) for info in graph.input}
+    for tensor in graph.initializer:
+        if not tensor.name or tensor.name in found:
+            continue
+        info = value_info.get(tensor.name)
+        if info is not None:
+            found[tensor.name] = _type_and_shape(info)
+        else:
+            found[tensor.name] = (ir.TensorType(ir.DataType(tensor.data_type)), ir.Shape(tensor.dims))
+    for name, info in value_info.items():
+        if name not in found:
+            found[name] = _type_and_shape(info)
+    for info in graph.output:
+        found[info.name] = _type_and_shape(info)
+    return found
+
+
+def _merge_graph(graph: ir.Graph, inferred: dict[str, _Inferred]) -> bool:
+    """Copies the inferred types and shapes onto the values of ``graph``; True if any changed."""
+    modified = False
+    for name, value in ir.convenience.create_value_mapping(graph).items():
+        found = inferred.get(name)
+        if found is None:
+            continue
+        type_, shape = found
+        if type_ is not None and value.type != type_:
+            value.type = type_
+            modified = True
+        if shape is not None and value.shape != shape:
+            value.shape = shape
+            modified = True
+    return modified
