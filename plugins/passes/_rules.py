@@ -7,6 +7,8 @@ from typing import ClassVar
 
 import onnx_ir as ir
 
+from ._rule_match import filtered_rule_set
+
 #: A pass stops after this many sweeps over its rules even if rules still fire (a safety net
 #: against two rules undoing each other).
 MAX_SWEEPS = 8
@@ -31,11 +33,9 @@ class RuleSetPass(ir.passes.InPlacePass):
         raise NotImplementedError
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
-        from onnxscript.rewriter import pattern
-
         named = list(self.rules(model))
         self.hits = {name: 0 for name, _ in named}
-        sets = [(name, pattern.RewriteRuleSet([rule])) for name, rule in named]
+        sets = [(name, filtered_rule_set([rule])) for name, rule in named]
         total = 0
         for _ in range(MAX_SWEEPS):
             fired = 0

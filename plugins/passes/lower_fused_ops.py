@@ -6,6 +6,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ._graph import const_array, is_op, single_use
+from ._rule_match import filtered_rule_set
 
 MS = "com.microsoft"
 _ACTIVATIONS = ("Relu", "Sigmoid", "Tanh", "LeakyRelu", "Clip", "HardSigmoid")
@@ -86,7 +87,8 @@ class LowerFusedOpsPass(ir.passes.InPlacePass):
         if "FusedMatMul" in self.offered and _fused_matmul_possible(model) and _float_matmuls_only(model):
             from onnxscript.rewriter.ort_fusions import fused_matmul_rule_sets
 
-            count = fused_matmul_rule_sets.fused_matmul_rule_sets().apply_to_model(model)
+            rules = filtered_rule_set(fused_matmul_rule_sets.fused_matmul_rule_sets())
+            count = rules.apply_to_model(model)
             self.hits["FusedMatMul"] = count
         elif "FusedMatMul" in self.offered:
             self.hits["FusedMatMul"] = 0

@@ -1,0 +1,52 @@
+"""The root op-type filter of the rule passes: same rewrites, fewer match attempts."""
+
+from __future__ import annotations
+
+import onnx_ir as ir
+import pytest
+from onnx import helper
+
+from openatc.plugins.passes._rule_match import filtered_rule_set, root_op_type
+
+from ._helpers import model
+
+
+def _relu_chain() -> ir.Model:
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"]),
+        helper.make_node("Relu", ["a"], ["b"]),
+        helper.make_node("Sigmoid", ["b"], ["c"]),
+        helper.make_node("Relu", ["c"], ["d"]),
+        helper.make_node("Relu", ["d"], ["y"]),
+    ]
+    return ir.serde.deserialize_model(model(nodes, [("x", [2, 3])], [("y", [2, 3])]))
+
+
+def test_root_op_types_of_onnxscript_rules() -> None:
+    from onnxscript.rewriter.rules import common
+
+    assert root_op_type(common.successive_relu_rule) == "Relu"
+    assert root_op_type(common.fuse_batchnorm_into_conv_rule) == "BatchNormalization"
+    assert root_op_type(common.matmul_add_to_gemm_rule) == "Add"
+    assert root_op_type(object()) is None
+
+
+def test_filtered_rule_set_rewrites_like_the_plain_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from onnxscript.rewriter import pattern
+    from onnxscript.rewriter.rules import common
+
+    rule = common.successive_relu_rule
+    plain, filtered = _relu_chain(), _relu_chain()
+    assert pattern.RewriteRuleSet([rule]).apply_to_model(plain) == 2
+    tried: list[str] = []
+    real = type(rule).try_rewrite
+
+    def counting(self, model, graph, node, **kwargs):
+        tried.append(node.op_type)
+        return real(self, model, graph, node, **kwargs)
+
+    monkeypatch.setattr(type(rule), "try_rewrite", counting)
+    assert filtered_rule_set([rule]).apply_to_model(filtered) == 2
+    assert [n.op_type for n in filtered.graph] == [n.op_type for n in plain.graph] == ["Relu", "Sigmoid", "Relu"]
+    assert ir.serde.serialize_model(filtered).graph == ir.serde.serialize_model(plain).graph
+    assert tried and set(tried) == {"Relu"}  # the Sigmoid never reached onnxscript's matcher
