@@ -15,6 +15,17 @@ def is_op(node: ir.Node | None, op_type: str | tuple[str, ...]) -> bool:
     return node.op_type == op_type if isinstance(op_type, str) else node.op_type in op_type
 
 
+def static_type(value: ir.Value) -> bool:
+    """``value`` has a tensor type with a known element type and a shape of fixed dims."""
+    shape = value.shape
+    return (
+        isinstance(value.type, ir.TensorType)
+        and value.dtype is not None
+        and shape is not None
+        and all(isinstance(dim, int) for dim in shape)
+    )
+
+
 def const_array(value: ir.Value | None) -> np.ndarray | None:
     """The value's constant content (initializer or Constant node), or None."""
     if value is None:

@@ -8,6 +8,8 @@ import numpy as np
 import onnx_ir as ir
 from onnxscript.optimizer import constant_folding
 
+from ._graph import static_type
+
 #: Folding never creates constants larger than this (bytes): folding a broadcast or a large Tile
 #: would bloat the .om for no run-time gain.
 FOLD_OUTPUT_LIMIT = 1 << 20
@@ -68,6 +70,13 @@ class FoldConstantsPass(constant_folding.FoldConstantsPass):
             output_size_limit=output_limit,
             should_fold=lambda node: _small_constant_of_shape(node, input_limit),
         )
+
+    def _do_inference(self, node: ir.Node) -> None:
+        # onnxscript infers every node again; an output with a static shape keeps its dims whatever
+        # the inference says, so nodes whose outputs are all typed and static are left as they are
+        if all(static_type(out) for out in node.outputs):
+            return
+        super()._do_inference(node)
 
     def process_node(self, node: ir.Node, is_function: bool) -> Any:
         if _skip(node):

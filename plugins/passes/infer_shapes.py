@@ -7,6 +7,8 @@ import logging
 import onnx
 import onnx_ir as ir
 
+from ._graph import static_type
+
 logger = logging.getLogger(__name__)
 
 #: Initializers larger than this are hidden from onnx's inference (it only needs their types), which
@@ -91,21 +93,11 @@ def _has_subgraphs(graph: ir.Graph) -> bool:
     )
 
 
-def _static(value: ir.Value) -> bool:
-    shape = value.shape
-    return (
-        isinstance(value.type, ir.TensorType)
-        and value.dtype is not None
-        and shape is not None
-        and all(isinstance(dim, int) for dim in shape)
-    )
-
-
 def _fully_typed(graph: ir.Graph) -> bool:
     """True when every input, initializer and node output has a tensor type and a static shape."""
-    if not all(_static(v) for v in graph.inputs) or not all(_static(v) for v in graph.initializers.values()):
+    if not all(static_type(v) for v in graph.inputs) or not all(static_type(v) for v in graph.initializers.values()):
         return False
-    return all(_static(out) for node in graph for out in node.outputs)
+    return all(static_type(out) for node in graph for out in node.outputs)
 
 
 def _move_large_initializers_last(graph: ir.Graph) -> None:

@@ -5,10 +5,14 @@ types after, exact numeric equality, valid serialization, idempotence."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
+import onnx_ir as ir
 import onnx_ir.passes.common as common
+import pytest
 from onnx import TensorProto, helper
 
 from openatc.plugins.passes.fold_constants import FoldConstantsPass
+from openatc.plugins.passes.infer_shapes import InferShapesPass
 from openatc.plugins.passes.remove_identity import RemoveIdentityPass
 
 from ._helpers import check_pass, model, rand
@@ -87,3 +91,27 @@ def test_small_constant_of_shape_is_folded() -> None:
     proto = model(nodes, [("x", [1, 3])], [("y", [2, 3])], init)
     m, _ = check_pass(proto, FoldConstantsPass, {"x": rand(1, 3)}, ops_after={"Expand": 1}, atol=0)
     assert len(list(m.graph)) == 1
+
+
+def test_constant_folding_infers_only_nodes_without_a_static_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"]),
+        helper.make_node("Shape", ["a"], ["s"]),
+        helper.make_node("Reshape", ["a", "s"], ["b"]),
+        helper.make_node("Sigmoid", ["b"], ["y"]),
+    ]
+    m = ir.serde.deserialize_model(model(nodes, [("x", [2, 3])], [("y", [2, 3])]))
+    InferShapesPass()(m)
+    sigmoid = m.graph.node(3)
+    sigmoid.outputs[0].shape = None  # as a rewrite may leave a new value
+    inferred: list[str] = []
+    real = onnx.shape_inference.infer_node_outputs
+
+    def counting(schema, node, *args, **kwargs):
+        inferred.append(node.op_type)
+        return real(schema, node, *args, **kwargs)
+
+    monkeypatch.setattr(onnx.shape_inference, "infer_node_outputs", counting)
+    FoldConstantsPass()(m)
+    assert inferred == ["Sigmoid"]
+    assert m.graph.outputs[0].shape == ir.Shape([2, 3])
