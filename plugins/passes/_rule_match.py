@@ -1,10 +1,14 @@
-"""Cheaper matching of onnxscript rewrite rules: a node is tried against a rule only when its op
-type is the op type of the rule's root (the pattern's output node), which every match needs.
+"""Cheaper matching of onnxscript rewrite rules, with the same rewrites.
 
-onnxscript tries every rule on every node and builds a match state (and a failure message) before
-it compares op types; on graphs of hundreds of nodes that costs more than the rewrites themselves.
+* A node is tried against a rule only when its op type is the op type of the rule's root (the
+  pattern's output node), which every match needs: onnxscript tries every rule on every node and
+  builds a match state (and a failure message) before it compares op types.
+* A rule set is not applied at all when none of its rules can match: each rule needs a node of
+  every fixed op type on the paths from its root through node outputs (alternatives excluded).
+  onnxscript's ``apply_to_model`` walks the whole graph at least twice even then.
+
 Rules whose root op type is not fixed (or whose pattern has several output nodes) are left as
-they are.
+they are and always applied.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 import onnx_ir as ir
 
-__all__ = ["filtered_rule_set", "root_op_type"]
+__all__ = ["FilteredRuleSet", "filtered_rule_set", "required_op_types", "root_op_type"]
 
 
 def root_op_type(rule: Any) -> str | None:
@@ -28,6 +32,26 @@ def root_op_type(rule: Any) -> str | None:
         return None
     op = pattern.output_node.op
     return op.value() if isinstance(op, _pattern_ir.StringConstantPattern) else None
+
+
+def required_op_types(rule: Any) -> frozenset[str] | None:
+    """Op types a graph must contain for ``rule`` to match (None: not known, assume it can)."""
+    from onnxscript.rewriter import _pattern_ir
+
+    if root_op_type(rule) is None:
+        return None
+    found: set[str] = set()
+    seen: set[int] = set()
+    stack = [rule._target_pattern.output_node]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node.op, _pattern_ir.StringConstantPattern):
+            found.add(node.op.value())
+        stack.extend(v.producer() for v in node.inputs if isinstance(v, _pattern_ir.NodeOutputPattern))
+    return frozenset(found)
 
 
 class _RootFiltered:
@@ -49,13 +73,32 @@ class _RootFiltered:
         return self._rule.try_rewrite(model, graph, node, **kwargs)
 
 
-def filtered_rule_set(rules: Iterable[Any]) -> Any:
-    """An onnxscript ``RewriteRuleSet`` of ``rules`` (same order, same results) that skips nodes
-    whose op type cannot be the root of a rule."""
-    from onnxscript.rewriter import pattern
+class FilteredRuleSet:
+    """An onnxscript ``RewriteRuleSet`` of some rules (same order, same results) that skips nodes
+    whose op type cannot be the root of a rule, and knows when no rule can match a graph."""
 
-    wrapped = []
-    for rule in rules:
-        op_type = root_op_type(rule)
-        wrapped.append(rule if op_type is None else _RootFiltered(rule, op_type))
-    return pattern.RewriteRuleSet(wrapped)
+    def __init__(self, rules: Iterable[Any]) -> None:
+        from onnxscript.rewriter import pattern
+
+        rules = list(rules)
+        wrapped = []
+        for rule in rules:
+            op_type = root_op_type(rule)
+            wrapped.append(rule if op_type is None else _RootFiltered(rule, op_type))
+        self.rule_set = pattern.RewriteRuleSet(wrapped)
+        self._needs = [required_op_types(rule) for rule in rules]
+        # a set with a rule that keeps the matched nodes removes unused nodes on every application
+        self._skippable = all(getattr(rule, "remove_nodes", False) for rule in rules)
+
+    def can_match(self, present: set[str] | frozenset[str]) -> bool:
+        """False when the graph, holding nodes of the op types ``present``, cannot match any rule
+        (applying the set would then change nothing)."""
+        return not self._skippable or any(needs is None or needs <= present for needs in self._needs)
+
+    def apply_to_model(self, model: ir.Model) -> int:
+        return self.rule_set.apply_to_model(model)
+
+
+def filtered_rule_set(rules: Iterable[Any]) -> FilteredRuleSet:
+    """:class:`FilteredRuleSet` of ``rules``."""
+    return FilteredRuleSet(rules)

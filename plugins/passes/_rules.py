@@ -14,6 +14,10 @@ from ._rule_match import filtered_rule_set
 MAX_SWEEPS = 8
 
 
+def _op_types(model: ir.Model) -> set[str]:
+    return {node.op_type for node in ir.traversal.RecursiveGraphIterator(model.graph)}
+
+
 class RuleSetPass(ir.passes.InPlacePass):
     """Applies named ``onnxscript.rewriter`` rules until none fires; counts hits per rule name.
 
@@ -39,11 +43,16 @@ class RuleSetPass(ir.passes.InPlacePass):
         total = 0
         for _ in range(MAX_SWEEPS):
             fired = 0
-            present = {node.op_type for node in ir.traversal.RecursiveGraphIterator(model.graph)}
+            present = _op_types(model)
+            current = present  # kept up to date within the sweep, unlike ``present``
             for name, rule_set in sets:
                 if name in self.needs and not present.issuperset(self.needs[name]):
                     continue
+                if not rule_set.can_match(current):
+                    continue
                 count = rule_set.apply_to_model(model)
+                if count:
+                    current = _op_types(model)
                 self.hits[name] += count
                 fired += count
             total += fired

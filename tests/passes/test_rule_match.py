@@ -6,7 +6,7 @@ import onnx_ir as ir
 import pytest
 from onnx import helper
 
-from openatc.plugins.passes._rule_match import filtered_rule_set, root_op_type
+from openatc.plugins.passes._rule_match import FilteredRuleSet, filtered_rule_set, required_op_types, root_op_type
 
 from ._helpers import model
 
@@ -50,3 +50,32 @@ def test_filtered_rule_set_rewrites_like_the_plain_one(monkeypatch: pytest.Monke
     assert [n.op_type for n in filtered.graph] == [n.op_type for n in plain.graph] == ["Relu", "Sigmoid", "Relu"]
     assert ir.serde.serialize_model(filtered).graph == ir.serde.serialize_model(plain).graph
     assert tried and set(tried) == {"Relu"}  # the Sigmoid never reached onnxscript's matcher
+
+
+def test_required_op_types_and_can_match() -> None:
+    from onnxscript.rewriter.rules import common
+
+    assert required_op_types(common.successive_clip_relu_rule) == {"Clip", "Relu"}
+    rules = FilteredRuleSet([common.successive_relu_rule, common.min_max_rule])
+    assert rules.can_match({"Relu", "Sigmoid"}) and rules.can_match({"Min", "Max"})
+    assert not rules.can_match({"Sigmoid", "Min"})
+
+
+def test_rule_pass_applies_only_rule_sets_that_can_match(monkeypatch: pytest.MonkeyPatch) -> None:
+    from openatc.plugins.passes.fuse_activation import FuseActivationPass
+
+    applied: list[int] = []
+    real = FilteredRuleSet.apply_to_model
+
+    def counting(self, model):
+        count = real(self, model)
+        applied.append(count)
+        return count
+
+    monkeypatch.setattr(FilteredRuleSet, "apply_to_model", counting)
+    m = _relu_chain()
+    pass_ = FuseActivationPass()
+    assert pass_(m).modified
+    assert pass_.hits["Relu+Relu"] == 2 and [n.op_type for n in m.graph] == ["Relu", "Sigmoid", "Relu"]
+    # no Clip, Div, HardSigmoid, Min or Max: only the Relu+Relu rule set runs, in two sweeps
+    assert applied == [2, 0]
