@@ -36,6 +36,7 @@ from openatc.quantize import quantization_report, quantize_gear, write_layer_rep
 from openatc.specialize import (
     apply_input_shapes,
     apply_output_types,
+    check_input_shapes,
     check_static_inputs,
     cut_outputs,
     shape_inference_error,
@@ -116,7 +117,7 @@ def build_om(options: BuildOptions, pm: OpenATCPluginManager | None = None) -> B
     assert options.model is not None
     logger.info("loading %s with frontend '%s'", options.model, frontend.name)
     model = frontend.load(options.model, options.weight, options)
-    apply_input_shapes(model.clone(), options.input_shape)  # names, ranks, fixed dims: checked once
+    check_input_shapes(model, options.input_shape)  # names, ranks, fixed dims: checked once
     cut_outputs(model, options.out_nodes)
     passes = order_passes([*pm.passes().values(), *backend.passes], switches=options.fusion_switches)
     ctx = PassContext(options=options, capabilities=_pass_capabilities(options, backend), plugin_manager=pm)

@@ -11,7 +11,14 @@ import onnx_ir as ir
 from openatc.errors import OpenATCError
 from openatc.options import InputShape, OutputTypeRule
 
-__all__ = ["apply_input_shapes", "apply_output_types", "check_static_inputs", "cut_outputs", "shape_inference_error"]
+__all__ = [
+    "apply_input_shapes",
+    "apply_output_types",
+    "check_input_shapes",
+    "check_static_inputs",
+    "cut_outputs",
+    "shape_inference_error",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +35,19 @@ def apply_input_shapes(model: ir.Model, shapes: Sequence[InputShape]) -> None:
     A ``-1`` dim (a range compile) becomes a symbolic dim: the model's own name for it when it has
     one, else ``<input>_d<axis>``. A -1 on a dim the model fixes is an error (E10002).
     """
+    for value, shape in _input_shapes(model, shapes):
+        value.shape = shape
+
+
+def check_input_shapes(model: ir.Model, shapes: Sequence[InputShape]) -> None:
+    """The errors :func:`apply_input_shapes` would raise, without changing ``model``."""
+    _input_shapes(model, shapes)
+
+
+def _input_shapes(model: ir.Model, shapes: Sequence[InputShape]) -> list[tuple[ir.Value, ir.Shape]]:
+    """The graph inputs ``shapes`` name, each with its new shape (checked as documented above)."""
     inputs = {v.name: v for v in model.graph.inputs}
+    result: dict[ir.Value, ir.Shape] = {}  # a name given twice: the second entry sees the first
     for entry in shapes:
         value = inputs.get(entry.name)
         if value is None:
@@ -37,7 +56,7 @@ def apply_input_shapes(model: ir.Model, shapes: Sequence[InputShape]) -> None:
                 f"--input_shape names '{entry.name}', which is not an input of the model; "
                 f"inputs: {_names(model.graph.inputs)}",
             )
-        old = value.shape
+        old = result.get(value, value.shape)
         if old is not None and len(old) != len(entry.dims):
             raise OpenATCError(
                 "E10049",
@@ -67,7 +86,8 @@ def apply_input_shapes(model: ir.Model, shapes: Sequence[InputShape]) -> None:
             else:
                 named = isinstance(have, ir.SymbolicDim) and have.value
                 dims.append(have if named else ir.SymbolicDim(f"{entry.name}_d{axis}"))
-        value.shape = ir.Shape(dims)
+        result[value] = ir.Shape(dims)
+    return list(result.items())
 
 
 def _shape_text(shape: ir.Shape) -> str:
