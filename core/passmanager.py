@@ -155,9 +155,9 @@ def order_passes(
 
 
 # -- running ------------------------------------------------------------------------------------------
-def _run_one(model: ir.Model, spec: PassSpec, ctx: PassContext, done: list[str]) -> PassRecord:
+def _run_one(model: ir.Model, spec: PassSpec, ctx: PassContext, done: list[str], before: int) -> PassRecord:
+    """Runs one pass; ``before`` is the graph's node count (the last pass's ``nodes_after``)."""
     pass_ = spec.factory(ctx)
-    before = count_nodes(model.graph)
     start = time.perf_counter()
     try:
         result = pass_(model)
@@ -224,24 +224,27 @@ def run_passes(model: ir.Model, specs: Iterable[PassSpec], ctx: PassContext) -> 
     records: dict[str, PassRecord] = {}
     done: list[str] = []
     settled: set[str] = set()  # passes that changed nothing, with no pass changing the graph since
+    nodes = count_nodes(model.graph)  # kept current: each record's nodes_after
     for round_ in range(MAX_ROUNDS):
-        start_nodes = count_nodes(model.graph)
+        start_nodes = nodes
         progress = False
         for spec in repeated:
             if spec.name in settled:
                 continue  # it would find what it found last time: nothing
-            record = _run_one(model, spec, ctx, done)
+            record = _run_one(model, spec, ctx, done, nodes)
+            nodes = record.nodes_after
             progress = progress or (record.modified and any(record.hits.values()))
             records[spec.name] = _merge(records[spec.name], record) if spec.name in records else record
             if record.modified or record.nodes_after != record.nodes_before:
                 settled.clear()
             else:
                 settled.add(spec.name)
-        if not repeated or (count_nodes(model.graph) == start_nodes and not progress):
+        if not repeated or (nodes == start_nodes and not progress):
             break
         logger.debug("pass round %d changed the graph; running the group again", round_ + 1)
     for spec in once:
-        records[spec.name] = _run_one(model, spec, ctx, done)
+        records[spec.name] = _run_one(model, spec, ctx, done, nodes)
+        nodes = records[spec.name].nodes_after
     report = [records[s.name] for s in specs if s.name in records]
     for record in report:
         logger.info(
