@@ -71,15 +71,45 @@ class InferShapesPass(ir.passes.InPlacePass):
             value.const_value = None
             if value not in model.graph.inputs:
                 model.graph.inputs.append(value)
+        constants = _hide_constant_tensors(model.graph)
         try:
             proto = ir.serde.serialize_model(model)
         finally:
+            for node, attr in constants:
+                node.attributes["value"] = attr
             while len(model.graph.inputs) > inputs_before:
                 model.graph.inputs.pop()
             for name, value in hidden.items():
                 value.const_value = tensors[name]
                 model.graph.initializers[name] = value
         return onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=False, data_prop=self.data_prop)
+
+
+#: Where the stand-ins of large Constant tensors point: never read (inference only needs their
+#: element type and dims).
+_HIDDEN_LOCATION = "openatc:hidden"
+
+
+def _hide_constant_tensors(graph: ir.Graph) -> list[tuple[ir.Node, ir.Attr]]:
+    """Gives the large Constant nodes of ``graph`` (not of its subgraphs) an external-data stand-in
+    of the same element type and dims, so that serializing the model for onnx copies no weights;
+    returns the nodes and their original ``value`` attributes, to put back."""
+    hidden = []
+    for node in graph:
+        if node.op_type != "Constant" or node.domain not in ("", "ai.onnx"):
+            continue
+        attr = node.attributes.get("value")
+        if attr is None or attr.type != ir.AttributeType.TENSOR:
+            continue
+        tensor = attr.value  # a TENSOR attribute (as_tensor's protocol check costs more than the rest)
+        if tensor.nbytes <= _HIDE_BYTES or tensor.dtype in (ir.DataType.STRING, ir.DataType.UNDEFINED):
+            continue
+        stand_in = ir.ExternalTensor(
+            _HIDDEN_LOCATION, 0, tensor.nbytes, tensor.dtype, shape=tensor.shape, name=tensor.name or ""
+        )
+        node.attributes["value"] = ir.AttrTensor("value", stand_in)
+        hidden.append((node, attr))
+    return hidden
 
 
 _Inferred = tuple[ir.TypeProtocol | None, ir.Shape | None]

@@ -76,3 +76,24 @@ def test_skipping_keeps_the_initializer_order_of_an_inference_run() -> None:
     assert list(ran.graph.initializers) == ["small", "big"]  # the large one was hidden from onnx
     infer_shapes._move_large_initializers_last(skipped.graph)
     assert list(skipped.graph.initializers) == list(ran.graph.initializers)
+
+
+def test_large_constants_are_not_copied_for_onnx(monkeypatch: pytest.MonkeyPatch) -> None:
+    weight = helper.make_tensor("wc", onnx.TensorProto.FLOAT, [16, 3, 3, 3], rand(16, 3, 3, 3).ravel())
+    nodes = [
+        helper.make_node("Constant", [], ["w"], value=weight),
+        helper.make_node("Constant", [], ["b"], value=helper.make_tensor("bc", onnx.TensorProto.FLOAT, [16], [0] * 16)),
+        helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1]),
+    ]
+    m = ir.serde.deserialize_model(model(nodes, [("x", [2, 3, 8, 8])], [("y", ["n", 16, 8, 8])]))
+    attrs = [m.graph.node(i).attributes["value"] for i in (0, 1)]
+    seen: list[onnx.ModelProto] = []
+    real = onnx.shape_inference.infer_shapes
+    monkeypatch.setattr(onnx.shape_inference, "infer_shapes", lambda proto, **k: seen.append(proto) or real(proto, **k))
+    assert InferShapesPass()(m).modified
+    sent = [node.attribute[0].t for node in seen[0].graph.node[:2]]
+    assert sent[0].data_location == onnx.TensorProto.EXTERNAL and not sent[0].raw_data  # 1,728 bytes: hidden
+    assert sent[1].data_location != onnx.TensorProto.EXTERNAL  # 64 bytes: sent as it is
+    assert [m.graph.node(i).attributes["value"] for i in (0, 1)] == attrs  # put back
+    assert m.graph.node(0).outputs[0].shape == ir.Shape([16, 3, 3, 3])
+    assert m.graph.outputs[0].shape == ir.Shape([2, 16, 8, 8])
