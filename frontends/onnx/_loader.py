@@ -39,8 +39,10 @@ def load_onnx(model: Path, weight: Path | None, options: BuildOptions) -> ir.Mod
     proto = _parse(model)
     _check_opsets(model, proto)
     big, added = _hide_weights(proto)  # the checker and the converter copy the model: not its weights
+    constants = _hide_constants(proto)  # nor the weights exporters write as Constant nodes
     try:
         onnx.checker.check_model(proto)
+        constants.check()
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise OpenATCError(
@@ -48,8 +50,14 @@ def load_onnx(model: Path, weight: Path | None, options: BuildOptions) -> ir.Mod
         ) from None
     _check_operators(model, proto)
     converted = _convert_opset(model, proto)
-    if converted is not proto and not added <= {i.name for i in converted.graph.input}:
-        _restore_weights(proto, big, added)  # the converter dropped a weight's input: convert with the weights
+    if converted is proto:
+        constants.restore(proto.graph)
+    elif not (added | constants.names) <= {i.name for i in converted.graph.input} or not constants.restore(
+        converted.graph
+    ):
+        # the converter dropped a hidden weight's input or a node a constant follows: convert with the weights
+        _restore_weights(proto, big, added)
+        constants.restore(proto.graph)
         big, added, converted = [], set(), _convert_opset(model, proto)
     ir_model = ir.serde.deserialize_model(converted)
     del proto, converted  # the weights now live in ``big`` only
@@ -128,6 +136,86 @@ def _hide_weights(proto: onnx.ModelProto) -> tuple[list[onnx.TensorProto], set[s
     added = {t.name for t in big if t.name not in declared}
     graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, t.dims) for t in big if t.name in added)
     return big, added
+
+
+class _HiddenConstants:
+    """Large Constant nodes taken out of a graph, their outputs declared as graph inputs instead
+    (see :func:`_hide_constants`); each is put back after the kept node it followed."""
+
+    def __init__(self, nodes: list[tuple[str | None, onnx.NodeProto]]) -> None:
+        self.nodes = nodes  # (first output of the kept node before it, or None: first), node
+        self.names = {node.output[0] for _, node in nodes}
+
+    def check(self) -> None:
+        """onnx's checks of the tensors the model checker did not see (ValidationError if bad)."""
+        for _, node in self.nodes:
+            onnx.checker.check_tensor(node.attribute[0].t)
+
+    def restore(self, graph: onnx.GraphProto) -> bool:
+        """Puts the nodes back into ``graph`` (the original or the converted one) and removes their
+        inputs; False (nothing done) when a node they followed is not in ``graph``."""
+        if not self.nodes:
+            return True
+        after: dict[str | None, list[onnx.NodeProto]] = {}
+        for anchor, node in self.nodes:
+            after.setdefault(anchor, []).append(node)
+        if not set(after) - {None} <= {node.output[0] for node in graph.node if node.output}:
+            return False
+        nodes = list(after.get(None, []))
+        for node in graph.node:
+            nodes.append(node)
+            if node.output:
+                nodes.extend(after.get(node.output[0], ()))
+        keep = [i for i in graph.input if i.name not in self.names]
+        del graph.input[:]
+        graph.input.extend(keep)
+        del graph.node[:]
+        graph.node.extend(nodes)
+        return True
+
+
+def _hide_constants(proto: onnx.ModelProto) -> _HiddenConstants:
+    """Takes the Constant nodes of ``proto``'s graph that hold a large tensor (a weight) out and
+    declares their outputs as graph inputs of the same type and shape: the checker and the opset
+    converter copy the model, and on models that keep their weights in Constant nodes copying them
+    took most of their time. The tensors are checked on their own (:meth:`_HiddenConstants.check`)."""
+    graph = proto.graph
+    outputs = [name for node in graph.node for name in node.output]
+    taken = {i.name for i in graph.input} | {o.name for o in graph.output} | {t.name for t in graph.initializer}
+    if len(set(outputs)) != len(outputs) or any(not node.output or not node.output[0] for node in graph.node):
+        return _HiddenConstants([])  # the checker reports such graphs as they are
+    hidden: list[tuple[str | None, onnx.NodeProto]] = []
+    kept: list[onnx.NodeProto] = []
+    for node in graph.node:
+        if _hideable_constant(node) and node.output[0] not in taken:
+            hidden.append((kept[-1].output[0] if kept else None, node))
+        else:
+            kept.append(node)
+    if not hidden:
+        return _HiddenConstants([])
+    del graph.node[:]
+    graph.node.extend(kept)
+    for _, node in hidden:
+        tensor = node.attribute[0].t
+        graph.input.append(onnx.helper.make_tensor_value_info(node.output[0], tensor.data_type, tensor.dims))
+    return _HiddenConstants(hidden)
+
+
+def _hideable_constant(node: onnx.NodeProto) -> bool:
+    if node.op_type != "Constant" or node.domain not in ("", "ai.onnx") or len(node.output) != 1:
+        return False
+    if (
+        len(node.attribute) != 1
+        or node.attribute[0].name != "value"
+        or node.attribute[0].type != onnx.AttributeProto.TENSOR
+    ):
+        return False
+    tensor = node.attribute[0].t
+    return (
+        tensor.data_type in _HIDE_TYPES
+        and tensor.data_location != onnx.TensorProto.EXTERNAL
+        and tensor.ByteSize() > _HIDE_BYTES
+    )
 
 
 def _restore_weights(proto: onnx.ModelProto, big: list[onnx.TensorProto], added: set[str]) -> bool:
