@@ -403,8 +403,8 @@ def _write_verified(path: Path, sections: Mapping[str, Any], pm: OpenATCPluginMa
             staging.unlink()
         raise OpenATCError("E50004", f"cannot write '{path}': {exc.strerror or exc}") from None
     try:
-        # the file was just written (no checksum to verify) and is loaded once: no prepacked weights
-        Session(staging, plugin_manager=pm, verify=False, share_weights=True).close()
+        # the file was just written (no checksum to verify) and is loaded once, never run
+        Session(staging, plugin_manager=pm, verify=False, share_weights=True, check_only=True).close()
         os.replace(staging, path)
     except BaseException:
         with contextlib.suppress(OSError):

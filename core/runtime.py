@@ -51,6 +51,8 @@ class Session:
             trim the outputs back (see the module docstring). Off by default: such inputs are an
             error that lists the gears.
         pad_values: Padding value per input name (default 0 for every input: 0.0, 0, False).
+        check_only: Only prove that every gear loads (the build's check of the file it wrote): the
+            backend may leave out what only speeds up runs (``LoadContext.check_only``).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class Session:
         backend_options: Mapping[str, Any] | None = None,
         pad_to_gear: bool = False,
         pad_values: Mapping[str, float | int | bool] | None = None,
+        check_only: bool = False,
     ) -> None:
         self.path = Path(path)
         self.pad_to_gear = pad_to_gear
@@ -77,7 +80,8 @@ class Session:
             gears = self.manifest["gears"]
             share = len(gears) > 1 if share_weights is None else share_weights
             weights = self._om.weights()  # one set of views, shared by every gear
-            self._executors = [self._load_gear(g, weights, share, backend_options or {}) for g in gears]
+            options = backend_options or {}
+            self._executors = [self._load_gear(g, weights, share, options, check_only) for g in gears]
             self._gears = gears
             self.dynamic: dict[str, Any] | None = self.manifest.get("dynamic")
             self._trim = _trim_rules(gears) if len(gears) > 1 else {}
@@ -103,7 +107,12 @@ class Session:
         return names, tuple(np.dtype(s.dtype) for s in self.inputs), gears
 
     def _load_gear(
-        self, gear: Mapping[str, Any], weights: Mapping[str, np.ndarray], share: bool, options: Mapping[str, Any]
+        self,
+        gear: Mapping[str, Any],
+        weights: Mapping[str, np.ndarray],
+        share: bool,
+        options: Mapping[str, Any],
+        check_only: bool = False,
     ) -> Executor:
         entries = {e["id"]: e for e in self.manifest["weights"]["entries"]}
         base = self._om.sections["weights"].offset if entries else 0
@@ -118,6 +127,7 @@ class Session:
             weight_offsets={name: base + entries[wid]["offset"] for name, wid in names.items()},
             share_weights=share,
             options=options,
+            check_only=check_only,
         )
         try:
             return self.backend.load(ctx)

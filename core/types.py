@@ -233,7 +233,11 @@ class LoadContext:
     nothing). Arrays must not be copied: several gears share them. ``om_path`` and
     ``weight_offsets`` (absolute byte offset of each stubbed initializer in the file) serve engines
     that read weights from the file themselves. ``share_weights`` is False when a single gear may
-    trade memory for speed (e.g. ONNX Runtime's weight prepacking).
+    trade memory for speed (e.g. ONNX Runtime's weight prepacking). ``check_only`` is True when the
+    caller only proves that the gear loads (the build's load of the .om it wrote) and closes the
+    executor without running it: a backend may then skip what only makes runs faster, as long as
+    it still builds everything a run needs from the graph (the ``cpu`` backend: no prepacked-weights
+    container).
     """
 
     graph: bytes
@@ -244,6 +248,7 @@ class LoadContext:
     weight_offsets: Mapping[str, int] = field(default_factory=dict)
     share_weights: bool = True
     options: Mapping[str, Any] = field(default_factory=dict)
+    check_only: bool = False
 
 
 @runtime_checkable

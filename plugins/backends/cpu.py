@@ -132,6 +132,8 @@ def _load(ctx: LoadContext) -> OrtExecutor | CApiExecutor:
         point_stubs_at(model, ctx.om_path.name, dict(ctx.weight_offsets))
     if ctx.share_weights:
         mode = _prepack_mode(ctx)
+        if ctx.check_only:
+            mode = "off"  # never run: the same graph optimizations, without packing the weights
         if mode == "auto":
             mode = "shared" if _prepackable_bytes(model, ctx.weights) >= PREPACK_MIN_BYTES else "off"
         if mode == "shared" and ort_capi.available() and _capi_types(model):

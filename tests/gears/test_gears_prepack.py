@@ -78,6 +78,19 @@ def test_gears_use_shared_prepacking_by_default(encoder_om: Path) -> None:
         assert {type(e).__name__ for e in session._executors} == {"OrtExecutor"}
 
 
+def test_a_load_check_packs_no_weights(encoder_om: Path) -> None:
+    """The build's load of the .om it wrote (``check_only``) proves each gear loads, with Python
+    sessions that build no prepacked-weights container, whatever the prepack option."""
+    for options in ({}, {"prepack": "shared"}):
+        with openatc.Session(encoder_om, backend_options=options, check_only=True) as session:
+            assert {type(e).__name__ for e in session._executors} == {"OrtExecutor"}
+    broken = encoder_om.parent / "broken.om"
+    broken.write_bytes(encoder_om.read_bytes().replace(b"MatMul", b"MatMuX"))
+    with pytest.raises(OpenATCError) as info:
+        openatc.Session(broken, verify=False, check_only=True)
+    assert info.value.code == "E40003"
+
+
 def test_prepack_modes_agree(encoder_om: Path) -> None:
     feeds = {"input_ids": np.random.default_rng(1).integers(0, 4096, (1, 128)).astype(np.int64)}
     results = []
