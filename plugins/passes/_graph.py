@@ -34,7 +34,9 @@ def const_array(value: ir.Value | None) -> np.ndarray | None:
     if tensor is None:
         producer = value.producer()
         if is_op(producer, "Constant") and "value" in producer.attributes:
-            tensor = producer.attributes["value"].as_tensor()
+            attr = producer.attributes["value"]
+            # as_tensor() checks the value against a runtime protocol: slower than the rest together
+            tensor = attr.value if attr.type == ir.AttributeType.TENSOR else attr.as_tensor()
     if tensor is None:
         return None
     try:
