@@ -7,15 +7,12 @@ from typing import ClassVar
 
 import onnx_ir as ir
 
+from ._graph import op_types
 from ._rule_match import filtered_rule_set
 
 #: A pass stops after this many sweeps over its rules even if rules still fire (a safety net
 #: against two rules undoing each other).
 MAX_SWEEPS = 8
-
-
-def _op_types(model: ir.Model) -> set[str]:
-    return {node.op_type for node in ir.traversal.RecursiveGraphIterator(model.graph)}
 
 
 class RuleSetPass(ir.passes.InPlacePass):
@@ -43,7 +40,7 @@ class RuleSetPass(ir.passes.InPlacePass):
         total = 0
         for _ in range(MAX_SWEEPS):
             fired = 0
-            present = _op_types(model)
+            present = op_types(model.graph)
             current = present  # kept up to date within the sweep, unlike ``present``
             for name, rule_set in sets:
                 if name in self.needs and not present.issuperset(self.needs[name]):
@@ -52,7 +49,7 @@ class RuleSetPass(ir.passes.InPlacePass):
                     continue
                 count = rule_set.apply_to_model(model)
                 if count:
-                    current = _op_types(model)
+                    current = op_types(model.graph)
                 self.hits[name] += count
                 fired += count
             total += fired

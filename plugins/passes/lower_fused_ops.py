@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ._graph import const_array, is_op, single_use
+from ._graph import const_array, is_op, op_types, single_use
 from ._rule_match import filtered_rule_set
 
 MS = "com.microsoft"
@@ -37,7 +37,7 @@ def _activation_params(node: ir.Node) -> list[float] | None:
 def _fused_matmul_possible(model: ir.Model) -> bool:
     """Every FusedMatMul rule of onnxscript needs a (Fused)MatMul and a Div or a Transpose: without
     them, matching the rules against every node costs time for nothing (conv nets)."""
-    present = {node.op_type for node in ir.traversal.RecursiveGraphIterator(model.graph)}
+    present = op_types(model.graph)
     return bool(present & {"MatMul", "FusedMatMul"}) and bool(present & {"Div", "Transpose"})
 
 

@@ -79,3 +79,22 @@ def test_rule_pass_applies_only_rule_sets_that_can_match(monkeypatch: pytest.Mon
     assert pass_.hits["Relu+Relu"] == 2 and [n.op_type for n in m.graph] == ["Relu", "Sigmoid", "Relu"]
     # no Clip, Div, HardSigmoid, Min or Max: only the Relu+Relu rule set runs, in two sweeps
     assert applied == [2, 0]
+
+
+def test_op_types_include_subgraphs() -> None:
+    from openatc.plugins.passes._graph import op_types
+
+    branch = helper.make_graph(
+        [helper.make_node("Sigmoid", ["x"], ["t"])], "then", [], [helper.make_tensor_value_info("t", 1, [2, 3])]
+    )
+    other = helper.make_graph(
+        [helper.make_node("Tanh", ["x"], ["e"])], "else", [], [helper.make_tensor_value_info("e", 1, [2, 3])]
+    )
+    nodes = [
+        helper.make_node("ReduceMax", ["x"], ["m"], keepdims=0),
+        helper.make_node("Cast", ["m"], ["c"], to=9),
+        helper.make_node("If", ["c"], ["y"], then_branch=branch, else_branch=other),
+    ]
+    m = ir.serde.deserialize_model(model(nodes, [("x", [2, 3])], [("y", [2, 3])]))
+    expected = {node.op_type for node in ir.traversal.RecursiveGraphIterator(m.graph)}
+    assert op_types(m.graph) == expected == {"ReduceMax", "Cast", "If", "Sigmoid", "Tanh"}
