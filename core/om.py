@@ -70,12 +70,13 @@ def write_om(path: Path, sections: Mapping[str, bytes | memoryview | list[np.nda
     try:
         with os.fdopen(fd, "w+b") as f:
             f.write(b"\x00" * HEADER_SIZE)
+            hashed = _HashingWriter(f)  # the checksum covers everything after the header
             for e in entries:
-                f.write(ENTRY.pack(e.name.encode(), e.offset, e.size))
+                hashed.write(ENTRY.pack(e.name.encode(), e.offset, e.size))
             for e in entries:
-                f.write(b"\x00" * (e.offset - f.tell()))
-                _write_section(f, sections[e.name])
-            digest = _hash_range(f, HEADER_SIZE, file_size)
+                hashed.write(b"\x00" * (e.offset - f.tell()))
+                _write_section(hashed, sections[e.name])
+            digest = hashed.digest()
             f.seek(0)
             f.write(HEADER.pack(MAGIC, *FORMAT_VERSION, HEADER_SIZE, file_size, table_offset, len(names), digest))
             f.flush()
@@ -107,7 +108,7 @@ def _section_size(value: bytes | memoryview | list[np.ndarray]) -> int:
     return len(value)
 
 
-def _write_section(f: BinaryIO, value: bytes | memoryview | list[np.ndarray]) -> None:
+def _write_section(f: BinaryIO | _HashingWriter, value: bytes | memoryview | list[np.ndarray]) -> None:
     if not isinstance(value, list):
         f.write(value)
         return
@@ -117,17 +118,22 @@ def _write_section(f: BinaryIO, value: bytes | memoryview | list[np.ndarray]) ->
         f.write(memoryview(np.ascontiguousarray(array)).cast("B"))
 
 
-def _hash_range(f: BinaryIO, start: int, end: int) -> bytes:
-    h = hashlib.sha256()
-    f.seek(start)
-    remaining = end - start
-    while remaining > 0:
-        chunk = f.read(min(CHUNK, remaining))
-        if not chunk:
-            break
-        h.update(chunk)
-        remaining -= len(chunk)
-    return h.digest()
+class _HashingWriter:
+    """Writes to ``f`` and hashes what it writes (SHA-256), so the file need not be read back."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self._hash = hashlib.sha256()
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._hash.update(data)
+        self._f.write(data)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def digest(self) -> bytes:
+        return self._hash.digest()
 
 
 class OmFile:
