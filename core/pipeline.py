@@ -5,6 +5,7 @@ The host never imports a frontend or a backend: both are records looked up in th
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import hashlib
@@ -13,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -115,6 +117,7 @@ def build_om(options: BuildOptions, pm: OpenATCPluginManager | None = None) -> B
     _check_dynamic_support(options, backend)
     frontend = _frontend(pm, options.framework if options.framework is not None else -1)
     assert options.model is not None
+    source_sha256 = _sha256_in_background(options.model)  # for the manifest; overlaps the build
     logger.info("loading %s with frontend '%s'", options.model, frontend.name)
     model = frontend.load(options.model, options.weight, options)
     check_input_shapes(model, options.input_shape)  # names, ranks, fixed dims: checked once
@@ -144,7 +147,7 @@ def build_om(options: BuildOptions, pm: OpenATCPluginManager | None = None) -> B
             del gear_model, gear
     inputs = _merged_specs([g.info["inputs"] for g in gears], options.input_format)
     outputs = _merged_specs([g.info["outputs"] for g in gears])
-    manifest, sections = _assemble(options, pm, backend, frontend, inputs, outputs, gears)
+    manifest, sections = _assemble(options, pm, backend, frontend, inputs, outputs, gears, source_sha256.result())
     path = _write_verified(options.om_path, sections, pm)
     if options.quantization is not None and options.quantization.report:
         csv_path, json_path = write_layer_reports(path, {g.name: g.layers for g in gears})
@@ -300,6 +303,21 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _sha256_in_background(path: Path) -> concurrent.futures.Future[str]:
+    """The file's SHA-256, computed in a thread: hashlib releases the GIL, so on a second core it
+    costs the build no time."""
+    future: concurrent.futures.Future[str] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            future.set_result(_file_sha256(path))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the digest
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="openatc-source-sha256", daemon=True).start()
+    return future
+
+
 def _assemble(
     options: BuildOptions,
     pm: OpenATCPluginManager,
@@ -308,6 +326,7 @@ def _assemble(
     inputs: list[Any],
     outputs: list[Any],
     gears: list[_Gear],
+    source_sha256: str,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Manifest and sections; identical weights of all gears are stored once."""
     by_digest: dict[str, str] = {}
@@ -357,7 +376,7 @@ def _assemble(
             "name": FRAMEWORKS.get(options.framework or -1, "?"),
             "frontend": frontend.name,
         },
-        "source": {"file": options.model.name, "sha256": _file_sha256(options.model)},
+        "source": {"file": options.model.name, "sha256": source_sha256},
         "build_flags": dict(options.flags),
         "inputs": [s.to_json() for s in inputs],
         "outputs": [s.to_json() for s in outputs],

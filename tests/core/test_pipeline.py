@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,6 +144,7 @@ def test_manifest_records_build(model: Path, tmp_path: Path) -> None:
     assert manifest["producer"]["openatc"] == openatc.__version__ and "onnxruntime" in manifest["producer"]
     assert manifest["memory"]["weight_bytes"] > 0 and manifest["memory"]["activation_bytes_no_reuse"] > 0
     assert manifest["gears"][0]["opset"][""] == 21
+    assert manifest["source"] == {"file": model.name, "sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
     json.dumps(manifest)
 
 
