@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import copy
 import dataclasses
 import hashlib
 import importlib.metadata
@@ -133,7 +134,7 @@ def build_om(options: BuildOptions, pm: OpenATCPluginManager | None = None) -> B
         for index, shapes in enumerate(plans):
             name = f"gear{index}"
             progress.step(index, shapes)
-            gear_model = model.clone() if len(plans) > 1 else model
+            gear_model = _clone_for_gear(model) if len(plans) > 1 else model
             try:
                 gear, reports[name] = _build_gear(name, gear_model, shapes, backend, options, passes, ctx, strict)
             except OpenATCError as exc:
@@ -155,6 +156,18 @@ def build_om(options: BuildOptions, pm: OpenATCPluginManager | None = None) -> B
     seconds = time.perf_counter() - start
     logger.info("wrote %s (%d B, %d gear(s)) in %.2f s", path, path.stat().st_size, len(gears), seconds)
     return BuildResult(path, manifest, reports, seconds)
+
+
+def _clone_for_gear(model: ir.Model) -> ir.Model:
+    """A clone that shares the weights but no type object with ``model``: onnx_ir's clone shares
+    the values' types, and setting a value's dtype changes its type object in place, so a gear's
+    precision pass would otherwise change the model the next gears are cloned from."""
+    clone = model.clone()
+    for graph in clone.graphs():
+        for value in (*graph.inputs, *graph.initializers.values(), *(out for node in graph for out in node.outputs)):
+            if value.type is not None:
+                value.type = copy.deepcopy(value.type)
+    return clone
 
 
 def _build_gear(

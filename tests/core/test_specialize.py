@@ -1,4 +1,5 @@
-"""--input_shape on the loaded model: checking leaves it untouched, applying sets the shapes."""
+"""--input_shape on the loaded model (checking leaves it untouched, applying sets the shapes) and the
+gear clones made from it."""
 
 from __future__ import annotations
 
@@ -40,3 +41,13 @@ def test_check_leaves_the_model_as_it_is() -> None:
     assert m.graph.inputs[0].shape == ir.Shape(["n", 3])
     apply_input_shapes(m, [InputShape("x", (2, 3))])
     assert m.graph.inputs[0].shape == ir.Shape([2, 3])
+
+
+def test_gear_clones_share_no_type_with_the_model() -> None:
+    from openatc.pipeline import _clone_for_gear
+
+    m = _model()
+    clone = _clone_for_gear(m)
+    for value in (clone.graph.inputs[0], clone.graph.node(0).outputs[0]):
+        value.dtype = ir.DataType.FLOAT16  # what a precision pass does: changes the type in place
+    assert m.graph.inputs[0].dtype == ir.DataType.FLOAT and m.graph.node(0).outputs[0].dtype == ir.DataType.FLOAT
