@@ -21,6 +21,7 @@ from .fuse_attention import FuseAttentionPass
 from .fuse_bias import FuseBiasPass
 from .fuse_gelu import FuseGeluPass
 from .infer_shapes import InferShapesPass
+from .lift_constants import LiftConstantsPass
 from .lower_fused_ops import LowerFusedOpsPass
 from .merge_shape_ops import MergeShapeOpsPass
 from .remove_identity import RemoveIdentityPass
@@ -130,7 +131,7 @@ def _fold() -> Iterator[PassSpec]:
     yield PassSpec(
         "lift_constants",
         "fold",
-        lambda ctx: common.LiftConstantsToInitializersPass(lift_all_constants=True),
+        lambda ctx: LiftConstantsPass(lift_all_constants=True),
         order=40,
         description="Constant nodes become initializers (weights; conv_bn_fusion lifts the small parameters it needs).",
     )

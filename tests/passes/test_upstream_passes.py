@@ -115,3 +115,24 @@ def test_constant_folding_infers_only_nodes_without_a_static_type(monkeypatch: p
     FoldConstantsPass()(m)
     assert inferred == ["Sigmoid"]
     assert m.graph.outputs[0].shape == ir.Shape([2, 3])
+
+
+def test_lift_constants_lifts_what_onnx_ir_lifts() -> None:
+    from openatc.plugins.passes.lift_constants import LiftConstantsPass
+
+    nodes = [
+        helper.make_node("Constant", [], ["big"], value=helper.make_tensor("b", TensorProto.FLOAT, [16], [2.0] * 16)),
+        helper.make_node("Constant", [], ["small"], value=helper.make_tensor("s", TensorProto.FLOAT, [1], [3.0])),
+        helper.make_node("Constant", [], ["ints"], value_ints=list(range(16))),
+        helper.make_node("Add", ["x", "big"], ["a"]),
+        helper.make_node("Mul", ["a", "small"], ["b"]),
+        helper.make_node("Cast", ["ints"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("Add", ["b", "f"], ["y"]),
+    ]
+    proto = model(nodes, [("x", [2, 16])], [("y", [2, 16])])
+    ours, theirs = ir.serde.deserialize_model(proto), ir.serde.deserialize_model(proto)
+    assert LiftConstantsPass(lift_all_constants=True)(ours).modified
+    assert common.LiftConstantsToInitializersPass(lift_all_constants=True)(theirs).modified
+    assert list(ours.graph.initializers) == list(theirs.graph.initializers) == ["big", "ints"]
+    assert [n.op_type for n in ours.graph] == [n.op_type for n in theirs.graph]
+    assert ir.serde.serialize_model(ours) == ir.serde.serialize_model(theirs)
