@@ -359,7 +359,7 @@ def _split_projection(m: _Match) -> tuple[ir.Value, np.ndarray, np.ndarray] | No
 def _initializer(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
     while name in graph.initializers:
         name += "_"
-    value = ir.Value(name=name, const_value=ir.tensor(np.ascontiguousarray(array), name=name))
+    value = ir.Value(name=name, const_value=ir.Tensor(np.ascontiguousarray(array), name=name))
     value.shape, value.dtype = ir.Shape(array.shape), ir.DataType.from_numpy(array.dtype)
     graph.register_initializer(value)
     return value

@@ -175,7 +175,7 @@ class FuseBiasPass(ir.passes.InPlacePass):
         name = f"{op.name or add.name or 'op'}_fused_bias"
         while name in graph.initializers:
             name += "_"
-        value = ir.Value(name=name, const_value=ir.tensor(np.ascontiguousarray(bias), name=name))
+        value = ir.Value(name=name, const_value=ir.Tensor(np.ascontiguousarray(bias), name=name))
         value.shape, value.dtype = ir.Shape(bias.shape), op.outputs[0].dtype
         graph.register_initializer(value)
         while len(op.inputs) <= index:
@@ -211,7 +211,7 @@ def _set_input(graph: ir.Graph, op: ir.Node, index: int, array: np.ndarray, name
     """Feeds ``array`` as a new initializer to input ``index`` of ``op``."""
     while name in graph.initializers:
         name += "_"
-    value = ir.Value(name=name, const_value=ir.tensor(np.ascontiguousarray(array), name=name))
+    value = ir.Value(name=name, const_value=ir.Tensor(np.ascontiguousarray(array), name=name))
     value.shape, value.dtype = ir.Shape(array.shape), op.outputs[0].dtype
     graph.register_initializer(value)
     op.replace_input_with(index, value)
