@@ -46,11 +46,13 @@ def _pad(n: int) -> int:
     return (-n) % ALIGN
 
 
-def write_om(path: Path, sections: Mapping[str, bytes | memoryview | list[np.ndarray]]) -> int:
+def write_om(path: Path, sections: Mapping[str, bytes | memoryview | list[np.ndarray]], *, sync: bool = True) -> int:
     """Writes ``sections`` (in the given order) to ``path`` atomically; returns the file size.
 
     A section value is bytes, or a list of arrays written back to back, each 64-byte aligned
-    (the weights section; offsets inside it are computed by :func:`weight_layout`).
+    (the weights section; offsets inside it are computed by :func:`weight_layout`). With
+    ``sync=False`` the data is not flushed to disk before the rename: for a temporary name the
+    caller syncs (:func:`sync_file`) before giving the file its final name.
     """
     names = list(sections)
     for name in names:
@@ -80,7 +82,8 @@ def write_om(path: Path, sections: Mapping[str, bytes | memoryview | list[np.nda
             f.seek(0)
             f.write(HEADER.pack(MAGIC, *FORMAT_VERSION, HEADER_SIZE, file_size, table_offset, len(names), digest))
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.chmod(tmp_name, 0o644)
         os.replace(tmp_name, path)
     except BaseException:
@@ -88,6 +91,15 @@ def write_om(path: Path, sections: Mapping[str, bytes | memoryview | list[np.nda
             os.unlink(tmp_name)
         raise
     return file_size
+
+
+def sync_file(path: Path) -> None:
+    """Flushes ``path``'s data to disk (``fsync``)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def weight_layout(arrays: list[np.ndarray]) -> list[int]:

@@ -429,14 +429,22 @@ def _write_verified(path: Path, sections: Mapping[str, Any], pm: OpenATCPluginMa
 
     staging = path.with_name(f".{path.name}.{os.getpid()}.staging")
     try:
-        om.write_om(staging, sections)
+        om.write_om(staging, sections, sync=False)
     except OSError as exc:
         with contextlib.suppress(OSError):
             staging.unlink()
         raise OpenATCError("E50004", f"cannot write '{path}': {exc.strerror or exc}") from None
     try:
-        # the file was just written (no checksum to verify) and is loaded once, never run
-        Session(staging, plugin_manager=pm, verify=False, share_weights=True, check_only=True).close()
+        # the data goes to disk while the backend loads the file (fsync releases the GIL); both
+        # are done before the file gets its name
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            synced = pool.submit(om.sync_file, staging)
+            # the file was just written (no checksum to verify) and is loaded once, never run
+            Session(staging, plugin_manager=pm, verify=False, share_weights=True, check_only=True).close()
+            try:
+                synced.result()
+            except OSError as exc:
+                raise OpenATCError("E50004", f"cannot write '{path}': {exc.strerror or exc}") from None
         os.replace(staging, path)
     except BaseException:
         with contextlib.suppress(OSError):

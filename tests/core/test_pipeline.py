@@ -170,3 +170,27 @@ def test_failed_backend_load_leaves_no_file(model: Path, tmp_path: Path) -> None
         )
     assert err.value.code == "E40003"
     assert list(out.iterdir()) == []
+
+
+def test_data_is_on_disk_before_the_om_gets_its_name(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        events.append(("replace", str(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    om = openatc.build(model=model, framework=5, output=tmp_path / "m", soc_version="cpu", input_shape="x:4,16")
+    final = events.index(("replace", str(om)))
+    synced = [i for i, (kind, name) in enumerate(events) if kind == "fsync" and name.endswith(".staging")]
+    assert synced and synced[0] < final
