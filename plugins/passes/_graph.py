@@ -37,13 +37,14 @@ def op_types(graph: ir.Graph) -> set[str]:
 
 
 def static_type(value: ir.Value) -> bool:
-    """``value`` has a tensor type with a known element type and a shape of fixed dims."""
+    """``value`` has a tensor type with a known element type and a shape of fixed dims (old
+    exporters' ``-1`` for "dynamic" is an int to onnx_ir, not a fixed dim)."""
     shape = value.shape
     return (
         isinstance(value.type, ir.TensorType)
         and value.dtype is not None
         and shape is not None
-        and all(isinstance(dim, int) for dim in shape)
+        and all(isinstance(dim, int) and dim >= 0 for dim in shape)
     )
 
 

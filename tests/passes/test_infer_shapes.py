@@ -97,3 +97,19 @@ def test_large_constants_are_not_copied_for_onnx(monkeypatch: pytest.MonkeyPatch
     assert [m.graph.node(i).attributes["value"] for i in (0, 1)] == attrs  # put back
     assert m.graph.node(0).outputs[0].shape == ir.Shape([16, 3, 3, 3])
     assert m.graph.outputs[0].shape == ir.Shape([2, 16, 8, 8])
+
+
+def test_minus_one_dims_are_not_fixed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from openatc.plugins.passes._graph import static_type
+
+    m = ir.serde.deserialize_model(_proto())
+    InferShapesPass()(m)
+    relu = m.graph.node(len(m.graph) - 1)
+    assert static_type(relu.outputs[0])
+    relu.outputs[0].shape = ir.Shape([-1, 1024])  # an old exporter's "dynamic" dim
+    assert not static_type(relu.outputs[0])
+    calls = []
+    real = onnx.shape_inference.infer_shapes
+    monkeypatch.setattr(onnx.shape_inference, "infer_shapes", lambda *a, **k: calls.append(1) or real(*a, **k))
+    InferShapesPass()(m)
+    assert calls == [1]
