@@ -313,6 +313,7 @@ def openatc_backends() -> Iterator[Backend]:
             dynamic_shapes=True,
             fp16_ops=_fp16_kernels(),
             default_precision_mode="must_keep_origin_dtype",  # native FP32; docs/precision.md
+            slow_ops=frozenset({("", "PRelu")}),  # per-element slope broadcast: prelu_lowering
         ),
         compile=_compile,
         load=_load,

@@ -22,6 +22,7 @@ from .fuse_bias import FuseBiasPass
 from .fuse_gelu import FuseGeluPass
 from .infer_shapes import InferShapesPass
 from .lower_fused_ops import LowerFusedOpsPass
+from .lower_prelu import LowerPReluPass
 from .merge_shape_ops import MergeShapeOpsPass
 from .remove_identity import RemoveIdentityPass
 
@@ -194,6 +195,14 @@ def _fuse() -> Iterator[PassSpec]:
         default_on=False,
         order=80,
         description="Add + LayerNormalization becomes SkipLayerNormalization (backend-offered; off: measured slower).",
+    )
+    yield PassSpec(
+        "prelu_lowering",
+        "fuse",
+        lambda ctx: LowerPReluPass(("", "PRelu") in ctx.capabilities.slow_ops),
+        order=850,  # before fused_op_lowering: a LeakyRelu it writes can join its Conv
+        description="PRelu with a constant slope becomes LeakyRelu, Max(x, x*slope) or Relu + Min*slope, exactly "
+        "(backends that list PRelu as slow).",
     )
     yield PassSpec(
         "fused_op_lowering",
