@@ -8,7 +8,8 @@ backend's contrib fusions off so that ONNX Runtime's QDQ fusions see Conv/MatMul
 2. the FP32 graph runs on the calibration samples with the activations to quantize exposed,
    sample by sample, each feeding an observer of the chosen quantizer plugin;
 3. ``onnxruntime.quantization``'s QDQ quantizer writes the QDQ graph from those ranges;
-4. with an accuracy target, the held-out outputs are compared with FP32; when the target is
+4. with an accuracy target, the outputs of the check samples (the held-out ones, topped up with
+   calibration samples) are compared with FP32; when the target is
    missed, layers are ranked by sensitivity and returned to float until it is met;
 5. the per-layer report compares every quantized activation with FP32.
 """

@@ -35,8 +35,8 @@ _KEYS = {
     "skip_layers": "node names kept in float (list)",
     "skip_op_types": "op types kept in float (list)",
     "op_types": "op types to quantize (list; default: matrix ops and their neighbours)",
-    "accuracy_target": "lowest output cosine vs FP32 on the held-out samples (in (0, 1]), or the least score "
-    "of the Python accuracy_metric",
+    "accuracy_target": "lowest output cosine vs FP32 on the check samples, less its standard error (in (0, 1]), "
+    "or the least score of the Python accuracy_metric",
     "holdout_fraction": "fraction of the samples held out for the accuracy check (default 0.2)",
     "check_samples": "the accuracy check runs on at least this many samples: the held-out ones, topped up with "
     "calibration samples (int; default 16)",

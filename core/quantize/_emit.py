@@ -156,7 +156,7 @@ def cosine_lower_bound(reference: list[dict[str, np.ndarray]], candidate: list[d
 
 @dataclass
 class Evaluator:
-    """Scores QDQ graphs against the FP32 outputs of the held-out samples (computed once)."""
+    """Scores QDQ graphs against the FP32 outputs of the check samples (computed once)."""
 
     model: onnx.ModelProto
     samples: Samples
