@@ -52,6 +52,17 @@ def _constant_operand(node: ir.Node) -> tuple[ir.Value, np.ndarray] | None:
     return (b, ca) if ca is not None else (a, cb)  # type: ignore[return-value]
 
 
+def _drop_if_unused(graph: ir.Graph, value: ir.Value) -> None:
+    """Removes a constant (initializer or Constant node) nothing reads any more."""
+    if value.uses() or value.is_graph_output() or value.is_graph_input():
+        return
+    producer = value.producer()
+    if producer is not None and is_op(producer, "Constant") and producer.graph is graph:
+        graph.remove(producer, safe=True)
+    elif value.is_initializer() and value.name in graph.initializers:
+        graph.initializers.pop(value.name)
+
+
 class AffineToDepthwisePass(ir.passes.InPlacePass):
     """``Mul(x, a)`` and ``Mul(x, a) + b`` with scalar or per-channel constants, on a static 4-D
     float32 tensor coming from a Conv (directly or through one activation), become a depthwise
@@ -107,9 +118,12 @@ class AffineToDepthwisePass(ir.passes.InPlacePass):
         new.shape, new.type = old.shape, old.type
         name = old.name
         old.replace_all_uses_with(new, replace_graph_outputs=True)
+        constants = [v for n in {mul, last} for v in n.inputs if v is not None and v is not x and v is not out]
         graph.remove([mul, last] if last is not mul else [mul], safe=True)
         old.name = None
         new.name = name
+        for value in constants:
+            _drop_if_unused(graph, value)
         return rule
 
     @staticmethod
