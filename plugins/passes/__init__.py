@@ -20,6 +20,7 @@ from .eliminate_noops import EliminateNoOpsPass
 from .fuse_attention import FuseAttentionPass
 from .fuse_bias import FuseBiasPass
 from .fuse_gelu import FuseGeluPass
+from .fuse_residual_scale import FuseResidualScalePass
 from .infer_shapes import InferShapesPass
 from .lower_fused_ops import LowerFusedOpsPass
 from .lower_prelu import LowerPReluPass
@@ -152,6 +153,13 @@ def _fuse() -> Iterator[PassSpec]:
         order=20,
         description="A constant per-channel Mul after Conv scales its weights; a constant per-channel Add "
         "after Conv/Gemm becomes its bias.",
+    )
+    yield PassSpec(
+        "residual_scale_fusion",
+        "fuse",
+        lambda ctx: FuseResidualScalePass(),
+        order=25,
+        description="x + x*s with a smaller (broadcast) s becomes x*(1+s): squeeze-excitation with a residual.",
     )
     yield PassSpec(
         "matmul_add_fusion",
