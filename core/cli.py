@@ -458,9 +458,11 @@ def plugins_command() -> None:
     typer.echo("Passes (stage, default):")
     from openatc.types import STAGES
 
-    for spec in sorted(pm.passes().values(), key=lambda s: (STAGES.index(s.stage), s.order, s.name)):
+    backend_passes = [(spec, f" [backend {be.name}]") for be in pm.backends().values() for spec in be.passes]
+    listed = [(spec, "") for spec in pm.passes().values()] + backend_passes
+    for spec, owner in sorted(listed, key=lambda item: (STAGES.index(item[0].stage), item[0].order, item[0].name)):
         state = "on" if spec.default_on else "off"
-        typer.echo(f"  {spec.name:<36} {spec.stage:<12} {state:<4} {spec.description}")
+        typer.echo(f"  {spec.name:<36} {spec.stage:<12} {state:<4} {spec.description}{owner}")
     for kind, records in (("Quantizers", pm.quantizers()), ("AIPP input formats", pm.aipp_formats())):
         typer.echo(f"{kind}: {', '.join(sorted(records)) or 'none'}")
 

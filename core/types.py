@@ -204,6 +204,8 @@ class BackendCapabilities:
         fp16_ops: ``(domain, op_type)`` pairs it has FP16 kernels for; other layers the precision
             step puts in FP16 keep FP16 storage and compute in FP32 between Casts. ``None``: all.
         default_precision_mode: The ``--precision_mode`` used when none is given (docs/precision.md).
+        slow_ops: ``(domain, op_type)`` pairs it runs but slowly: passes that know an exactly equal
+            form in other standard ops rewrite them (e.g. ``("", "PRelu")`` for ``cpu``).
     """
 
     op_types: frozenset[tuple[str, str]] | None = None
@@ -213,6 +215,7 @@ class BackendCapabilities:
     dynamic_shapes: bool = False
     fp16_ops: frozenset[tuple[str, str]] | None = None
     default_precision_mode: str = "must_keep_origin_dtype"
+    slow_ops: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,11 @@ _KEYS = {
     "skip_layers": "node names kept in float (list)",
     "skip_op_types": "op types kept in float (list)",
     "op_types": "op types to quantize (list; default: matrix ops and their neighbours)",
-    "accuracy_target": "lowest output cosine vs FP32 on the held-out samples (in (0, 1]), or the least score "
-    "of the Python accuracy_metric",
+    "accuracy_target": "lowest output cosine vs FP32 on the check samples, less its standard error (in (0, 1]), "
+    "or the least score of the Python accuracy_metric",
     "holdout_fraction": "fraction of the samples held out for the accuracy check (default 0.2)",
+    "check_samples": "the accuracy check runs on at least this many samples: the held-out ones, topped up with "
+    "calibration samples (int; default 16)",
     "max_fallback_layers": "at most this many layers returned to float by the fallback (int; default no limit; 0: "
     "no fallback)",
     "image": "read image files (.jpg/.jpeg/.png/.bmp) as samples with this preprocessing: "
@@ -115,6 +117,7 @@ class QuantizationOptions:
     op_types: tuple[str, ...] = DEFAULT_OP_TYPES
     accuracy_target: float | None = None
     holdout_fraction: float = 0.2
+    check_samples: int = 16
     max_fallback_layers: int | None = None
     report: bool = True
     skip_slow_layers: bool = True
@@ -196,6 +199,7 @@ def options_from_dict(data: dict[str, Any], source: str, base: Path) -> Quantiza
         op_types=_names(source, "op_types", data["op_types"]) if "op_types" in data else DEFAULT_OP_TYPES,
         accuracy_target=None if target is None else _number(source, "accuracy_target", target, -1e30, 1e30),
         holdout_fraction=_number(source, "holdout_fraction", data.get("holdout_fraction", 0.2), 0.0, 0.9),
+        check_samples=_number(source, "check_samples", data.get("check_samples", 16), 1, 1e6, True),
         max_fallback_layers=_number(source, "max_fallback_layers", data["max_fallback_layers"], 0, 1e6, True)
         if data.get("max_fallback_layers") is not None
         else None,

@@ -22,7 +22,16 @@ from openatc.errors import OpenATCError
 from ._calibrate import ort_session
 from ._data import Samples
 
-__all__ = ["Evaluator", "LayerStats", "cosine_metric", "dq_map", "emit_qdq", "layer_report", "quantized_nodes"]
+__all__ = [
+    "Evaluator",
+    "LayerStats",
+    "cosine_lower_bound",
+    "cosine_metric",
+    "dq_map",
+    "emit_qdq",
+    "layer_report",
+    "quantized_nodes",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -77,15 +86,20 @@ def emit_qdq(
     return quantizer.model.model
 
 
-def quantized_nodes(qdq: onnx.ModelProto, excluded: set[str] | frozenset[str] = frozenset()) -> list[str]:
-    """Names of the nodes the quantizer took (they read a DequantizeLinear output and were not
-    excluded: an excluded node may still read the quantized output of its producer), graph order."""
+def quantized_nodes(
+    qdq: onnx.ModelProto, excluded: set[str] | frozenset[str] = frozenset(), op_types: Sequence[str] | None = None
+) -> list[str]:
+    """Names of the nodes the quantizer took (graph order): they read a DequantizeLinear output,
+    were not excluded and, with ``op_types``, are of a quantized op type. A float op (HardSwish,
+    an Add outside ``op_types``) may read the dequantized output of its INT8 producer too; it
+    still computes in float, and returning it to float would change nothing."""
     dq_outputs = {o for n in qdq.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     return [
         n.name
         for n in qdq.graph.node
         if n.op_type not in ("QuantizeLinear", "DequantizeLinear")
         and n.name not in excluded
+        and (op_types is None or n.op_type in op_types)
         and any(i in dq_outputs for i in n.input)
     ]
 
@@ -95,30 +109,71 @@ def _outputs(session: Any, samples: Samples) -> list[dict[str, np.ndarray]]:
     return [dict(zip(names, session.run(names, samples[i]), strict=True)) for i in range(len(samples))]
 
 
+def _sums(reference: list[dict[str, np.ndarray]], candidate: list[dict[str, np.ndarray]], name: str) -> np.ndarray:
+    """Per sample: [a.b, a.a, b.b] of one output (float64), shape [samples, 3]."""
+    rows = []
+    for r, c in zip(reference, candidate, strict=True):
+        a, b = np.asarray(r[name], np.float64).ravel(), np.asarray(c[name], np.float64).ravel()
+        rows.append((a @ b, a @ a, b @ b))
+    return np.asarray(rows, np.float64).reshape(-1, 3)
+
+
+def _pooled(sums: np.ndarray) -> float:
+    dot, aa, bb = sums
+    norm = float(np.sqrt(aa * bb))
+    return float(dot / norm) if norm else float(aa == bb == 0.0)
+
+
+def _float_outputs(reference: list[dict[str, np.ndarray]]) -> list[str]:
+    return [n for n in (reference[0] if reference else ()) if np.asarray(reference[0][n]).dtype.kind == "f"]
+
+
 def cosine_metric(reference: list[dict[str, np.ndarray]], candidate: list[dict[str, np.ndarray]]) -> float:
     """The lowest, over the float outputs, of the cosine between FP32 and INT8 over all samples."""
+    return min((_pooled(_sums(reference, candidate, n).sum(axis=0)) for n in _float_outputs(reference)), default=1.0)
+
+
+def cosine_lower_bound(reference: list[dict[str, np.ndarray]], candidate: list[dict[str, np.ndarray]]) -> float:
+    """:func:`cosine_metric` less its jackknife standard error over the samples, per output; the lowest.
+
+    A score measured on a few samples moves with the samples: on PP-OCR det a fallback tuned to
+    a pooled cosine of 0.9904 on 16 samples gave 0.988 on 28 new ones. Judging the target on the
+    score minus one standard error (leave-one-sample-out estimate) keeps that margin; with one
+    sample it is the plain cosine.
+    """
     worst = 1.0
-    for name in reference[0] if reference else ():
-        if np.asarray(reference[0][name]).dtype.kind != "f":
-            continue
-        a = np.concatenate([np.asarray(r[name], np.float64).ravel() for r in reference])
-        b = np.concatenate([np.asarray(c[name], np.float64).ravel() for c in candidate])
-        norm = float(np.linalg.norm(a) * np.linalg.norm(b))
-        worst = min(worst, float(a @ b / norm) if norm else float(np.array_equal(a, b)))
+    for name in _float_outputs(reference):
+        sums = _sums(reference, candidate, name)
+        total = sums.sum(axis=0)
+        score = _pooled(total)
+        count = len(sums)
+        if count > 1:
+            loo = np.array([_pooled(total - row) for row in sums])
+            score -= float(np.sqrt((count - 1) / count * np.sum((loo - loo.mean()) ** 2)))
+        worst = min(worst, score)
     return worst
 
 
 @dataclass
 class Evaluator:
-    """Scores QDQ graphs against the FP32 outputs of the held-out samples (computed once)."""
+    """Scores QDQ graphs against the FP32 outputs of the check samples (computed once)."""
 
     model: onnx.ModelProto
     samples: Samples
-    metric: Metric = cosine_metric
+    metric: Metric = cosine_lower_bound
     reference: list[dict[str, np.ndarray]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.reference = _outputs(ort_session(self.model), self.samples)
+
+    def first(self, count: int) -> Evaluator:
+        """The same check on the first ``count`` samples only (itself when it has no more)."""
+        if len(self.samples) <= count:
+            return self
+        few = Evaluator.__new__(Evaluator)
+        few.model, few.samples, few.metric = self.model, self.samples.subset(range(count)), self.metric
+        few.reference = self.reference[:count]
+        return few
 
     def __call__(self, qdq: onnx.ModelProto) -> float:
         try:

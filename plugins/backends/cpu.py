@@ -36,7 +36,7 @@ from openatc.errors import OpenATCError
 from openatc.graph import point_stubs_at, stub_names
 from openatc.hookspecs import hookimpl
 from openatc.plugins.backends import ort_capi
-from openatc.types import Backend, BackendCapabilities, CompileContext, LoadContext
+from openatc.types import Backend, BackendCapabilities, CompileContext, LoadContext, PassSpec
 
 SOC_VERSIONS = ("cpu", "x86_64", "aarch64")
 #: ONNX Runtime graph optimizers the cpu backend turns off. SkipLayerNormFusion (Add +
@@ -302,6 +302,12 @@ def _version() -> str:
         return "?"
 
 
+def _affine_to_depthwise(ctx: Any) -> ir.passes.PassBase:
+    from openatc.plugins.passes.affine_to_depthwise import AffineToDepthwisePass
+
+    return AffineToDepthwisePass()
+
+
 @hookimpl
 def openatc_backends() -> Iterator[Backend]:
     yield Backend(
@@ -315,9 +321,20 @@ def openatc_backends() -> Iterator[Backend]:
             dynamic_shapes=True,
             fp16_ops=_fp16_kernels(),
             default_precision_mode="must_keep_origin_dtype",  # native FP32; docs/precision.md
+            slow_ops=frozenset({("", "PRelu")}),  # per-element slope broadcast: prelu_lowering
         ),
         compile=_compile,
         load=_load,
+        passes=(
+            PassSpec(
+                "affine_to_depthwise",
+                "layout",
+                _affine_to_depthwise,
+                order=10,
+                description="x*a [+ b] with per-channel constants after a Conv becomes a depthwise 1x1 Conv "
+                "(stays in ONNX Runtime's NCHWc layout).",
+            ),
+        ),
         versions={"onnxruntime": _version()},
         description="ONNX Runtime, CPU execution provider (all graph optimizations)",
         supports=_supports,

@@ -20,9 +20,11 @@ from .eliminate_noops import EliminateNoOpsPass
 from .fuse_attention import FuseAttentionPass
 from .fuse_bias import FuseBiasPass
 from .fuse_gelu import FuseGeluPass
+from .fuse_residual_scale import FuseResidualScalePass
 from .infer_shapes import InferShapesPass
 from .lift_constants import LiftConstantsPass
 from .lower_fused_ops import LowerFusedOpsPass
+from .lower_prelu import LowerPReluPass
 from .merge_shape_ops import MergeShapeOpsPass
 from .remove_identity import RemoveIdentityPass
 
@@ -154,6 +156,13 @@ def _fuse() -> Iterator[PassSpec]:
         "after Conv/Gemm becomes its bias.",
     )
     yield PassSpec(
+        "residual_scale_fusion",
+        "fuse",
+        lambda ctx: FuseResidualScalePass(),
+        order=25,
+        description="x + x*s with a smaller (broadcast) s becomes x*(1+s): squeeze-excitation with a residual.",
+    )
+    yield PassSpec(
         "matmul_add_fusion",
         "fuse",
         _rule_pass("fuse_matmul_add", "FuseMatMulAddPass"),
@@ -195,6 +204,14 @@ def _fuse() -> Iterator[PassSpec]:
         default_on=False,
         order=80,
         description="Add + LayerNormalization becomes SkipLayerNormalization (backend-offered; off: measured slower).",
+    )
+    yield PassSpec(
+        "prelu_lowering",
+        "fuse",
+        lambda ctx: LowerPReluPass(("", "PRelu") in ctx.capabilities.slow_ops),
+        order=850,  # before fused_op_lowering: a LeakyRelu it writes can join its Conv
+        description="PRelu with a constant slope becomes LeakyRelu, Max(x, x*slope) or Relu + Min*slope, exactly "
+        "(backends that list PRelu as slow).",
     )
     yield PassSpec(
         "fused_op_lowering",

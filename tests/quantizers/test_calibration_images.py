@@ -115,7 +115,7 @@ def test_int8_build_from_images(compile_om: Callable[..., Path], tmp_path: Path)
     om = compile_om(model, calibration_config=str(config))
     with openatc.Session(om) as session:
         quant = session.manifest["gears"][0]["quantization"]
-        assert quant["samples"] == {"calibration": 19, "held_out": 5} and quant["target_met"]
+        assert quant["samples"] == {"calibration": 19, "held_out": 5, "accuracy_check": 16} and quant["target_met"]
         x = _samples(folder, {"mean": MEAN, "std": STD})[3]["x"]
         got = next(iter(session.run({"x": x}).values()))
     want = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
