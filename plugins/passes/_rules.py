@@ -95,7 +95,7 @@ class RuleSetPass(ir.passes.InPlacePass):
         total = 0
         for _ in range(MAX_SWEEPS):
             fired = 0
-            before = _producers(model)
+            before = None  # the producers at the start of the sweep: taken before the first rewrite
             present = op_types(model.graph)
             current = present  # kept up to date within the sweep, unlike ``present``
             for name, rule_set in sets:
@@ -103,6 +103,8 @@ class RuleSetPass(ir.passes.InPlacePass):
                     continue
                 if not rule_set.can_match(current):
                     continue
+                if before is None:
+                    before = _producers(model)
                 count = rule_set.apply_to_model(model)
                 if count:
                     current = op_types(model.graph)
@@ -110,6 +112,7 @@ class RuleSetPass(ir.passes.InPlacePass):
                 fired += count
             total += fired
             if fired:
+                assert before is not None
                 keep_layer_names(model, before)
             if not fired:
                 break
