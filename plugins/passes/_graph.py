@@ -121,3 +121,38 @@ def remove_if_unused(node: ir.Node) -> None:
     """Removes ``node`` when none of its outputs is used any more."""
     if node.graph is not None and not any(o.uses() or o.is_graph_output() for o in node.outputs):
         node.graph.remove(node, safe=True)
+
+
+def take_over(old: ir.Value, new: ir.Value) -> None:
+    """``new`` replaces ``old`` everywhere (graph outputs too) and takes its name, shape and type."""
+    new.shape, new.type = old.shape, old.type
+    name = old.name
+    old.replace_all_uses_with(new, replace_graph_outputs=True)
+    old.name = None
+    new.name = name
+
+
+class NodeRewritePass(ir.passes.InPlacePass):
+    """Tries :meth:`rewrite` on every main-graph node of ``op_type``; counts hits per rule name."""
+
+    op_type: str = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hits: dict[str, int] = {}
+
+    def rewrite(self, node: ir.Node) -> str | None:
+        """Rewrites ``node`` in place and returns the rule's name, or returns None."""
+        raise NotImplementedError
+
+    def enabled(self) -> bool:
+        return True
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        self.hits = {}
+        if self.enabled():
+            for node in list(model.graph):
+                rule = self.rewrite(node) if is_op(node, self.op_type) and node.graph is not None else None
+                if rule:
+                    self.hits[rule] = self.hits.get(rule, 0) + 1
+        return ir.passes.PassResult(model, modified=bool(self.hits))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ._graph import const_array, is_op, single_use, static_shape
+from ._graph import NodeRewritePass, const_array, is_op, single_use, static_shape, take_over
 
 #: Ops that keep a conv net's activations in ONNX Runtime's blocked layout (a Conv, or an
 #: element-wise activation right after one).
@@ -63,25 +63,14 @@ def _drop_if_unused(graph: ir.Graph, value: ir.Value) -> None:
         graph.initializers.pop(value.name)
 
 
-class AffineToDepthwisePass(ir.passes.InPlacePass):
+class AffineToDepthwisePass(NodeRewritePass):
     """``Mul(x, a)`` and ``Mul(x, a) + b`` with scalar or per-channel constants, on a static 4-D
     float32 tensor coming from a Conv (directly or through one activation), become a depthwise
     1x1 ``Conv(x, a, b)``."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.hits: dict[str, int] = {}
+    op_type = "Mul"
 
-    def call(self, model: ir.Model) -> ir.passes.PassResult:
-        self.hits = {}
-        for node in list(model.graph):
-            if is_op(node, "Mul") and node.graph is not None:
-                rule = self._rewrite(node)
-                if rule:
-                    self.hits[rule] = self.hits.get(rule, 0) + 1
-        return ir.passes.PassResult(model, modified=bool(self.hits))
-
-    def _rewrite(self, mul: ir.Node) -> str | None:
+    def rewrite(self, mul: ir.Node) -> str | None:
         found = _constant_operand(mul)
         if found is None:
             return None
@@ -114,14 +103,9 @@ class AffineToDepthwisePass(ir.passes.InPlacePass):
             name=f"{base}_dw",
         )
         graph.insert_before(mul, conv)
-        old, new = last.outputs[0], conv.outputs[0]
-        new.shape, new.type = old.shape, old.type
-        name = old.name
-        old.replace_all_uses_with(new, replace_graph_outputs=True)
-        constants = [v for n in {mul, last} for v in n.inputs if v is not None and v is not x and v is not out]
+        constants = [v for n in (mul, last) for v in n.inputs if v is not None and v is not x and v is not out]
+        take_over(last.outputs[0], conv.outputs[0])
         graph.remove([mul, last] if last is not mul else [mul], safe=True)
-        old.name = None
-        new.name = name
         for value in constants:
             _drop_if_unused(graph, value)
         return rule

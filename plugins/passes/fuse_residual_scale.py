@@ -11,32 +11,22 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ._graph import is_op, single_use, static_shape
+from ._graph import NodeRewritePass, is_op, single_use, static_shape, take_over
 
 
 def _size(shape: tuple[int, ...]) -> int:
     return int(np.prod(shape, dtype=np.int64)) if shape else 1
 
 
-class FuseResidualScalePass(ir.passes.InPlacePass):
+class FuseResidualScalePass(NodeRewritePass):
     """``Add(x, Mul(x, s))`` (either order) with ``s`` broadcasting to a larger ``x`` becomes
     ``Mul(x, Add(s, 1))``; static float shapes only, the Mul used only by the Add."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.hits: dict[str, int] = {}
+    op_type = "Add"
 
-    def call(self, model: ir.Model) -> ir.passes.PassResult:
-        self.hits = {}
-        for node in list(model.graph):
-            if is_op(node, "Add") and node.graph is not None and self._rewrite(node):
-                self.hits["x+x*s->x*(1+s)"] = self.hits.get("x+x*s->x*(1+s)", 0) + 1
-        return ir.passes.PassResult(model, modified=bool(self.hits))
-
-    @staticmethod
-    def _rewrite(add: ir.Node) -> bool:
+    def rewrite(self, add: ir.Node) -> str | None:
         if len(add.inputs) != 2 or None in add.inputs:
-            return False
+            return None
         for x, product in (add.inputs, reversed(add.inputs)):
             mul = product.producer()
             if not is_op(mul, "Mul") or len(mul.inputs) != 2 or not single_use(product) or x not in mul.inputs:
@@ -63,12 +53,7 @@ class FuseResidualScalePass(ir.passes.InPlacePass):
             scaled = ir.Node("", "Mul", [x, gain.outputs[0]], name=base)
             graph.insert_before(add, [gain, scaled])
             gain.outputs[0].shape, gain.outputs[0].dtype = ir.Shape(s_shape), x.dtype
-            old, new = add.outputs[0], scaled.outputs[0]
-            new.shape, new.type = old.shape, old.type
-            name = old.name
-            old.replace_all_uses_with(new, replace_graph_outputs=True)
+            take_over(add.outputs[0], scaled.outputs[0])
             graph.remove([add, mul], safe=True)
-            old.name = None
-            new.name = name
-            return True
-        return False
+            return "x+x*s->x*(1+s)"
+        return None

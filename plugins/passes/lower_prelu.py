@@ -17,27 +17,22 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ._graph import const_array, is_op
+from ._graph import NodeRewritePass, const_array, take_over
 
 
-class LowerPReluPass(ir.passes.InPlacePass):
+class LowerPReluPass(NodeRewritePass):
     """Rewrites PRelu nodes with a constant float slope (main graph) when ``enabled``."""
+
+    op_type = "PRelu"
 
     def __init__(self, enabled: bool) -> None:
         super().__init__()
-        self.enabled = enabled
-        self.hits: dict[str, int] = {}
+        self._enabled = enabled
 
-    def call(self, model: ir.Model) -> ir.passes.PassResult:
-        self.hits = {}
-        if self.enabled:
-            for node in list(model.graph):
-                rule = self._rewrite(node) if is_op(node, "PRelu") else None
-                if rule:
-                    self.hits[rule] = self.hits.get(rule, 0) + 1
-        return ir.passes.PassResult(model, modified=bool(self.hits))
+    def enabled(self) -> bool:
+        return self._enabled
 
-    def _rewrite(self, node: ir.Node) -> str | None:
+    def rewrite(self, node: ir.Node) -> str | None:
         x, slope_value = node.inputs[0], node.inputs[1] if len(node.inputs) > 1 else None
         slope = const_array(slope_value)
         if x is None or slope_value is None or slope is None or slope.size == 0 or slope.dtype.kind != "f":
@@ -67,12 +62,7 @@ class LowerPReluPass(ir.passes.InPlacePass):
             nodes = [relu, low, scaled, ir.Node("", "Add", [relu.outputs[0], scaled.outputs[0]], name=base)]
             rule = "PRelu->Relu+Min*slope"
         graph.insert_before(node, nodes)
-        out, new = node.outputs[0], nodes[-1].outputs[0]
-        new.shape, new.type = out.shape, out.type
-        name = out.name
-        out.replace_all_uses_with(new, replace_graph_outputs=True)
+        take_over(node.outputs[0], nodes[-1].outputs[0])
         graph.remove(node, safe=True)
-        out.name = None
-        new.name = name
         node.name = None
         return rule
