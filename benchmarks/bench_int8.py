@@ -312,7 +312,7 @@ def markdown(path: Path) -> str:
             if quant:
                 fallback = len(quant.get("fallback_layers") or [])
                 note = (
-                    f"{quant['int8_layers']} INT8 / {quant['float_layers']} float layers; held-out score "
+                    f"{quant['int8_layers']} INT8 / {quant['float_layers']} float layers; check score "
                     f"{quant.get('accuracy_before')} -> {quant.get('accuracy')}, {fallback} layer(s) back to float"
                 )
             lines.append(
