@@ -38,6 +38,7 @@ def load_onnx(model: Path, weight: Path | None, options: BuildOptions) -> ir.Mod
     del weight, options  # ONNX has no separate weight file; options are applied by the host
     proto = _parse(model)
     _check_opsets(model, proto)
+    _unknown_negative_dims(proto.graph)
     big, added = _hide_weights(proto)  # the checker and the converter copy the model: not its weights
     constants = _hide_constants(proto)  # nor the weights exporters write as Constant nodes
     try:
@@ -64,6 +65,30 @@ def load_onnx(model: Path, weight: Path | None, options: BuildOptions) -> ir.Mod
     _attach_weights(model, ir_model, big, added)
     ir.external_data.set_base_dir(ir_model.graph, model.parent.resolve())
     return ir_model
+
+
+def _unknown_negative_dims(graph: onnx.GraphProto) -> None:
+    """Dims written as -1 (some exporters' "dynamic", e.g. PaddlePaddle's) become unknown dims.
+
+    ONNX has no negative dim values; left in place, shape inference compares them with the real
+    size and fails at every static shape (PP-OCR cls: "(1) vs (-1)"). Graph inputs and outputs get
+    a symbolic dim of their own, intermediate value infos an unset one.
+    """
+    for kind, values in (("input", graph.input), ("output", graph.output), ("", graph.value_info)):
+        for value in values:
+            if not value.type.HasField("tensor_type") or not value.type.tensor_type.HasField("shape"):
+                continue
+            for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+                if dim.HasField("dim_value") and dim.dim_value < 0:
+                    dim.Clear()
+                    if kind:
+                        dim.dim_param = f"{value.name}_dim{axis}"
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.GRAPH:
+                _unknown_negative_dims(attribute.g)
+            for sub in attribute.graphs:
+                _unknown_negative_dims(sub)
 
 
 def _attach_weights(path: Path, model: ir.Model, big: list[onnx.TensorProto], added: set[str]) -> None:
