@@ -164,16 +164,14 @@ class Evaluator:
     reference: list[dict[str, np.ndarray]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.reference = _outputs(ort_session(self.model), self.samples)
+        if not self.reference:  # FP32 outputs not given: computed once here
+            self.reference = _outputs(ort_session(self.model), self.samples)
 
     def first(self, count: int) -> Evaluator:
         """The same check on the first ``count`` samples only (itself when it has no more)."""
         if len(self.samples) <= count:
             return self
-        few = Evaluator.__new__(Evaluator)
-        few.model, few.samples, few.metric = self.model, self.samples.subset(range(count)), self.metric
-        few.reference = self.reference[:count]
-        return few
+        return Evaluator(self.model, self.samples.subset(range(count)), self.metric, self.reference[:count])
 
     def __call__(self, qdq: onnx.ModelProto) -> float:
         try:

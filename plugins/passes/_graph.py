@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import abc
+
 import numpy as np
 import onnx_ir as ir
 
@@ -141,9 +143,9 @@ class NodeRewritePass(ir.passes.InPlacePass):
         super().__init__()
         self.hits: dict[str, int] = {}
 
+    @abc.abstractmethod
     def rewrite(self, node: ir.Node) -> str | None:
         """Rewrites ``node`` in place and returns the rule's name, or returns None."""
-        raise NotImplementedError
 
     def enabled(self) -> bool:
         return True
@@ -156,3 +158,14 @@ class NodeRewritePass(ir.passes.InPlacePass):
                 if rule:
                     self.hits[rule] = self.hits.get(rule, 0) + 1
         return ir.passes.PassResult(model, modified=bool(self.hits))
+
+
+def new_initializer(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
+    """Registers ``array`` as an initializer of ``graph`` under ``name`` (``_`` appended until the
+    name is free) with its dtype and shape set; returns its value."""
+    while name in graph.initializers:
+        name += "_"
+    value = ir.Value(name=name, const_value=ir.Tensor(np.ascontiguousarray(array), name=name))
+    value.shape, value.dtype = ir.Shape(array.shape), ir.DataType.from_numpy(array.dtype)
+    graph.register_initializer(value)
+    return value

@@ -18,7 +18,7 @@ from typing import Any
 
 import onnx_ir as ir
 
-__all__ = ["FilteredRuleSet", "filtered_rule_set", "required_op_types", "root_op_type"]
+__all__ = ["FilteredRuleSet", "required_op_types", "root_op_type"]
 
 
 def root_op_type(rule: Any) -> str | None:
@@ -97,8 +97,3 @@ class FilteredRuleSet:
 
     def apply_to_model(self, model: ir.Model) -> int:
         return self.rule_set.apply_to_model(model)
-
-
-def filtered_rule_set(rules: Iterable[Any]) -> FilteredRuleSet:
-    """:class:`FilteredRuleSet` of ``rules``."""
-    return FilteredRuleSet(rules)

@@ -8,7 +8,7 @@ from typing import ClassVar
 import onnx_ir as ir
 
 from ._graph import op_types
-from ._rule_match import filtered_rule_set
+from ._rule_match import FilteredRuleSet
 
 #: A pass stops after this many sweeps over its rules even if rules still fire (a safety net
 #: against two rules undoing each other).
@@ -91,7 +91,7 @@ class RuleSetPass(ir.passes.InPlacePass):
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         named = list(self.rules(model))
         self.hits = {name: 0 for name, _ in named}
-        sets = [(name, filtered_rule_set([rule])) for name, rule in named]
+        sets = [(name, FilteredRuleSet([rule])) for name, rule in named]
         total = 0
         for _ in range(MAX_SWEEPS):
             fired = 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ._graph import NodeRewritePass, const_array, is_op, single_use, static_shape, take_over
+from ._graph import NodeRewritePass, const_array, is_op, new_initializer, single_use, static_shape, take_over
 
 #: Ops that keep a conv net's activations in ONNX Runtime's blocked layout (a Conv, or an
 #: element-wise activation right after one).
@@ -93,8 +93,8 @@ class AffineToDepthwisePass(NodeRewritePass):
         graph = mul.graph
         assert graph is not None
         base = mul.name or "affine"
-        weight = self._initializer(graph, f"{base}_dw_weight", scale.reshape(channels, 1, 1, 1))
-        bias_value = self._initializer(graph, f"{base}_dw_bias", bias)
+        weight = new_initializer(graph, f"{base}_dw_weight", scale.reshape(channels, 1, 1, 1))
+        bias_value = new_initializer(graph, f"{base}_dw_bias", bias)
         conv = ir.Node(
             "",
             "Conv",
@@ -109,11 +109,3 @@ class AffineToDepthwisePass(NodeRewritePass):
         for value in constants:
             _drop_if_unused(graph, value)
         return rule
-
-    @staticmethod
-    def _initializer(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
-        while name in graph.initializers:
-            name += "_"
-        value = ir.Value(name=name, const_value=ir.tensor(np.ascontiguousarray(array), name=name))
-        graph.register_initializer(value)
-        return value

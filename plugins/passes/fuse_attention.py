@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_ir as ir
 
-from ._graph import attr_int, attr_ints, const_array, is_op, single_use, static_shape
+from ._graph import attr_int, attr_ints, const_array, is_op, new_initializer, single_use, static_shape
 
 MS = "com.microsoft"
 _HEADS = (0, 2, 1, 3)
@@ -241,8 +241,8 @@ class FuseAttentionPass(ir.passes.InPlacePass):
         if packed is not None:
             x, weight, bias = packed
             names = f"{m.last.name or 'attention'}_qkv"
-            w_val = _initializer(graph, f"{names}_weight", weight)
-            b_val = _initializer(graph, f"{names}_bias", bias)
+            w_val = new_initializer(graph, f"{names}_weight", weight)
+            b_val = new_initializer(graph, f"{names}_bias", bias)
             hidden = [int(weight.shape[1] // 3)] * 3
             attrs.append(ir.AttrInt64s("qkv_hidden_sizes", hidden))
             inputs = [x, w_val, b_val, None, None, m.bias]
@@ -258,7 +258,7 @@ class FuseAttentionPass(ir.passes.InPlacePass):
         graph.insert_before(m.last, node)
         out, new = m.last.outputs[0], node.outputs[0]
         if len(out.shape) == 2:  # the flattened [B*S, E] form: flatten the fused op's [B, S, E] output
-            shape = _initializer(graph, f"{node.name}_flat", np.array(list(out.shape), np.int64))
+            shape = new_initializer(graph, f"{node.name}_flat", np.array(list(out.shape), np.int64))
             new.shape, new.type = ir.Shape([*(static_shape(m.q) or ())[:2], out.shape[1]]), out.type
             flat = ir.Node("", "Reshape", [new, shape], name=f"{node.name}_flatten")
             graph.insert_before(m.last, flat)
@@ -354,12 +354,3 @@ def _split_projection(m: _Match) -> tuple[ir.Value, np.ndarray, np.ndarray] | No
     if w.dtype not in (np.float32, np.float16) or b.dtype != w.dtype:
         return None
     return x, w, b
-
-
-def _initializer(graph: ir.Graph, name: str, array: np.ndarray) -> ir.Value:
-    while name in graph.initializers:
-        name += "_"
-    value = ir.Value(name=name, const_value=ir.Tensor(np.ascontiguousarray(array), name=name))
-    value.shape, value.dtype = ir.Shape(array.shape), ir.DataType.from_numpy(array.dtype)
-    graph.register_initializer(value)
-    return value

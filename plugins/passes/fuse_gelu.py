@@ -7,7 +7,7 @@ import math
 import numpy as np
 import onnx_ir as ir
 
-from ._graph import const_array, is_op, single_use
+from ._graph import const_array, is_op, single_use, take_over
 
 _SQRT_2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -120,12 +120,7 @@ class FuseGeluPass(ir.passes.InPlacePass):
         graph = last.graph
         assert graph is not None
         graph.insert_before(last, gelu)
-        out, new = last.outputs[0], gelu.outputs[0]
-        new.shape, new.type = out.shape, out.type
-        name = out.name
-        out.replace_all_uses_with(new, replace_graph_outputs=True)
-        out.name = None
-        new.name = name
+        take_over(last.outputs[0], gelu.outputs[0])
         return True
 
 

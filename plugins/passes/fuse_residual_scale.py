@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ._graph import NodeRewritePass, is_op, single_use, static_shape, take_over
+from ._graph import NodeRewritePass, is_op, new_initializer, single_use, static_shape, take_over
 
 
 def _size(shape: tuple[int, ...]) -> int:
@@ -44,11 +44,7 @@ class FuseResidualScalePass(NodeRewritePass):
             graph = add.graph
             assert graph is not None
             base = add.name or "residual_scale"
-            one_name = f"{base}_one"
-            while one_name in graph.initializers:
-                one_name += "_"
-            one = ir.Value(name=one_name, const_value=ir.tensor(np.ones((), x.dtype.numpy()), name=one_name))
-            graph.register_initializer(one)
+            one = new_initializer(graph, f"{base}_one", np.ones((), x.dtype.numpy()))
             gain = ir.Node("", "Add", [s, one], name=f"{base}_gain")
             scaled = ir.Node("", "Mul", [x, gain.outputs[0]], name=base)
             graph.insert_before(add, [gain, scaled])

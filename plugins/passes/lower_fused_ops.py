@@ -6,7 +6,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ._graph import const_array, is_op, op_types, single_use
-from ._rule_match import filtered_rule_set
+from ._rule_match import FilteredRuleSet
 
 MS = "com.microsoft"
 _ACTIVATIONS = ("Relu", "Sigmoid", "Tanh", "LeakyRelu", "Clip", "HardSigmoid")
@@ -87,7 +87,7 @@ class LowerFusedOpsPass(ir.passes.InPlacePass):
         if "FusedMatMul" in self.offered and _fused_matmul_possible(model) and _float_matmuls_only(model):
             from onnxscript.rewriter.ort_fusions import fused_matmul_rule_sets
 
-            rules = filtered_rule_set(fused_matmul_rule_sets.fused_matmul_rule_sets())
+            rules = FilteredRuleSet(fused_matmul_rule_sets.fused_matmul_rule_sets())
             count = rules.apply_to_model(model)
             self.hits["FusedMatMul"] = count
         elif "FusedMatMul" in self.offered:

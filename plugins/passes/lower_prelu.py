@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from ._graph import NodeRewritePass, const_array, take_over
+from ._graph import NodeRewritePass, const_array, new_initializer, take_over
 
 
 class LowerPReluPass(NodeRewritePass):
@@ -51,11 +51,7 @@ class LowerPReluPass(NodeRewritePass):
             nodes = [scaled, ir.Node("", "Max", [x, scaled.outputs[0]], name=base)]
             rule = "PRelu->Max(x,x*slope)"
         else:
-            zero_name = f"{base}_zero"
-            while zero_name in graph.initializers:
-                zero_name += "_"
-            zero = ir.Value(name=zero_name, const_value=ir.tensor(np.zeros((), slope.dtype), name=zero_name))
-            graph.register_initializer(zero)
+            zero = new_initializer(graph, f"{base}_zero", np.zeros((), slope.dtype))
             relu = ir.Node("", "Relu", [x], name=f"{base}_relu")
             low = ir.Node("", "Min", [x, zero], name=f"{base}_min")
             scaled = ir.Node("", "Mul", [low.outputs[0], slope_value], name=f"{base}_scaled")

@@ -6,7 +6,7 @@ import onnx_ir as ir
 import pytest
 from onnx import helper
 
-from openatc.plugins.passes._rule_match import FilteredRuleSet, filtered_rule_set, required_op_types, root_op_type
+from openatc.plugins.passes._rule_match import FilteredRuleSet, required_op_types, root_op_type
 
 from ._helpers import model
 
@@ -46,7 +46,7 @@ def test_filtered_rule_set_rewrites_like_the_plain_one(monkeypatch: pytest.Monke
         return real(self, model, graph, node, **kwargs)
 
     monkeypatch.setattr(type(rule), "try_rewrite", counting)
-    assert filtered_rule_set([rule]).apply_to_model(filtered) == 2
+    assert FilteredRuleSet([rule]).apply_to_model(filtered) == 2
     assert [n.op_type for n in filtered.graph] == [n.op_type for n in plain.graph] == ["Relu", "Sigmoid", "Relu"]
     assert ir.serde.serialize_model(filtered).graph == ir.serde.serialize_model(plain).graph
     assert tried and set(tried) == {"Relu"}  # the Sigmoid never reached onnxscript's matcher
