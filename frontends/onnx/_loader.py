@@ -14,6 +14,8 @@ from google.protobuf import json_format
 
 from openatc.errors import OpenATCError
 
+from ._mapped import MappedWeight, load_mapped
+
 if TYPE_CHECKING:
     from openatc.options import BuildOptions
 
@@ -36,10 +38,15 @@ _OTHER_FRAMEWORKS = {
 def load_onnx(model: Path, weight: Path | None, options: BuildOptions) -> ir.Model:
     """Loads ``model`` as ONNX, checks it, and converts older opsets to :data:`INTERNAL_OPSET`."""
     del weight, options  # ONNX has no separate weight file; options are applied by the host
-    proto = _parse(model)
+    mapped = load_mapped(model, _HIDE_BYTES, _HIDE_TYPES)  # the weights stay in the file, not copied
+    if mapped is not None and mapped[0].HasField("graph") and mapped[0].ir_version:
+        proto, weights = mapped
+    else:
+        proto, weights = _parse(model), []
     _check_opsets(model, proto)
     _unknown_negative_dims(proto.graph)
-    big, added = _hide_weights(proto)  # the checker and the converter copy the model: not its weights
+    # the checker and the converter copy the model: not its weights
+    big, added = _declare_mapped(proto, weights) if weights else _hide_weights(proto)
     constants = _hide_constants(proto)  # nor the weights exporters write as Constant nodes
     try:
         onnx.checker.check_model(proto)
@@ -91,15 +98,20 @@ def _unknown_negative_dims(graph: onnx.GraphProto) -> None:
                 _unknown_negative_dims(sub)
 
 
-def _attach_weights(path: Path, model: ir.Model, big: list[onnx.TensorProto], added: set[str]) -> None:
+#: A weight taken out of the parsed model: a tensor of it, or a view of the mapped file.
+_Hidden = onnx.TensorProto | MappedWeight
+
+
+def _attach_weights(path: Path, model: ir.Model, big: list[_Hidden], added: set[str]) -> None:
     """Makes the hidden initializers numpy-backed initializers of ``model`` again, one at a time, so
-    that the parsed file's memory is released as they are copied out (peak: about twice the weights)."""
+    that the parsed file's memory is released as they are copied out (peak: about twice the weights;
+    mapped weights are not copied)."""
     graph = model.graph
     values = {v.name: v for v in graph.inputs}
     while big:
         tensor = big.pop(0)
         try:
-            array = onnx.numpy_helper.to_array(tensor)
+            array = tensor.array if isinstance(tensor, MappedWeight) else onnx.numpy_helper.to_array(tensor)
         except Exception as exc:  # noqa: BLE001 - onnx raises several types for malformed tensors
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise OpenATCError(
@@ -137,7 +149,18 @@ _HIDE_TYPES = frozenset(
 )
 
 
-def _hide_weights(proto: onnx.ModelProto) -> tuple[list[onnx.TensorProto], set[str]]:
+def _declare_mapped(proto: onnx.ModelProto, weights: list[MappedWeight]) -> tuple[list[_Hidden], set[str]]:
+    """Declares the mapped weights (see :func:`load_mapped`) as graph inputs, as :func:`_hide_weights`
+    does for the weights it takes out."""
+    declared = {i.name for i in proto.graph.input}
+    added = {w.name for w in weights if w.name not in declared}
+    proto.graph.input.extend(
+        onnx.helper.make_tensor_value_info(w.name, w.data_type, w.dims) for w in weights if w.name in added
+    )
+    return list(weights), added
+
+
+def _hide_weights(proto: onnx.ModelProto) -> tuple[list[_Hidden], set[str]]:
     """Takes the large initializers out of ``proto`` and declares them as graph inputs of the same
     type and shape instead: the checker and the opset converter, which copy the whole model, then
     neither copy nor check the weights (their values are checked when loaded). Returns the tensors
@@ -243,7 +266,7 @@ def _hideable_constant(node: onnx.NodeProto) -> bool:
     )
 
 
-def _restore_weights(proto: onnx.ModelProto, big: list[onnx.TensorProto], added: set[str]) -> bool:
+def _restore_weights(proto: onnx.ModelProto, big: list[_Hidden], added: set[str]) -> bool:
     """Puts the hidden initializers back into ``proto`` (the original or the converted model) and
     removes the inputs added for them; False (nothing done) when an added input is missing."""
     graph = proto.graph
@@ -254,7 +277,7 @@ def _restore_weights(proto: onnx.ModelProto, big: list[onnx.TensorProto], added:
     keep = [i for i in graph.input if i.name not in added]
     del graph.input[:]
     graph.input.extend(keep)
-    graph.initializer.extend(big)
+    graph.initializer.extend(t.to_proto() if isinstance(t, MappedWeight) else t for t in big)
     return True
 
 

@@ -132,9 +132,9 @@ def _fold() -> Iterator[PassSpec]:
     )
     yield PassSpec(
         "lift_constants",
-        "fold",
+        "canonicalize",
         lambda ctx: LiftConstantsPass(lift_all_constants=True),
-        order=40,
+        order=20,
         description="Constant nodes become initializers (weights; conv_bn_fusion lifts the small parameters it needs).",
     )
 
