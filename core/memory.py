@@ -5,7 +5,9 @@ the last node that reads it (a read from inside a subgraph counts as a read by t
 the subgraph). Graph inputs, initializers and graph outputs are not intermediates: the caller owns
 them. Offsets come from greedy placement, tried in several orders (by size as TensorFlow Lite's
 planner does, by lifetime length, by first use) keeping the smallest arena; each tensor takes the
-best-fitting gap among the tensors already placed whose lifetimes overlap its own.
+best-fitting gap among the tensors already placed whose lifetimes overlap its own. An order whose
+arena is above the lower bound is repaired: the tensors placed above the bound go first and the
+order is placed again (a few rounds, :func:`_repair`).
 
 The lower bound is the largest total of simultaneously live bytes over all steps: no plan can use
 less. Sizes are rounded up to :data:`ALIGNMENT` bytes for the plan and the bound alike.
@@ -19,7 +21,7 @@ from typing import Any
 
 import onnx_ir as ir
 
-__all__ = ["ALIGNMENT", "MemoryPlan", "Tensor", "last_uses", "lifetimes", "plan_memory"]
+__all__ = ["ALIGNMENT", "MemoryPlan", "Tensor", "last_uses", "lifetimes", "plan_memory", "plan_tensors"]
 
 #: Offsets and sizes are multiples of this (bytes): a cache line, enough for SIMD loads.
 ALIGNMENT = 64
@@ -186,6 +188,53 @@ _ORDERS = {
 }
 
 
+#: Placements tried per order by :func:`_repair` (the first included).
+REPAIR_ROUNDS = 8
+
+
+def _repair(order: list[Tensor], target: int) -> tuple[int, dict[str, int], int]:
+    """Greedy placement in ``order``, then "squeaky wheel" rounds: the tensors placed above
+    ``target`` (the lower bound) move to the front of the order, keeping their relative order, and
+    everything is placed again; stops at ``target``, when the order no longer changes, or after
+    :data:`REPAIR_ROUNDS` placements. Returns the best (arena, offsets) and the round it came from.
+
+    It closes the gap residual chains leave: an Add's output cannot take the place of the input it
+    reads, so consecutive residual tensors need two slots unless the large tensors of alternate
+    blocks move aside (PP-OCR cls: 1.07x the bound from every order, 1.0 after three rounds).
+    """
+    best: tuple[int, dict[str, int], int] | None = None
+    for round_ in range(REPAIR_ROUNDS):
+        arena, offsets = _place(order)
+        if best is None or arena < best[0]:
+            best = (arena, offsets, round_)
+        if arena <= target:
+            break
+        over = [t for t in order if offsets[t.name] + t.size > target]
+        reordered = over + [t for t in order if offsets[t.name] + t.size <= target]
+        if reordered == order:
+            break
+        order = reordered
+    assert best is not None
+    return best
+
+
+def plan_tensors(tensors: list[Tensor]) -> tuple[int, dict[str, int], str]:
+    """(arena bytes, offsets, strategy) for ``tensors``: each order of :data:`_ORDERS` and the
+    peak-first order, repaired (:func:`_repair`), the smallest arena kept; stops at the bound."""
+    bound = _lower_bound(tensors)
+    best: tuple[int, dict[str, int], str] | None = None
+    orders = {name: (lambda key=key: sorted(tensors, key=key)) for name, key in _ORDERS.items()}
+    orders["greedy_by_peak_then_lifetime"] = lambda: _peak_first(tensors)
+    for name, order in orders.items():
+        arena, offsets, round_ = _repair(order(), bound)
+        if best is None or arena < best[0]:
+            best = (arena, offsets, name if round_ == 0 else f"{name}+repair{round_}")
+        if arena <= bound:
+            break
+    assert best is not None
+    return best
+
+
 def plan_memory(graph: ir.Graph) -> MemoryPlan:
     """Plans the arena of ``graph`` (main graph; subgraph values live in their own scopes)."""
     tensors, unsized = lifetimes(graph)
@@ -197,15 +246,5 @@ def plan_memory(graph: ir.Graph) -> MemoryPlan:
     if not tensors:
         plan.strategy = "none"
         return plan
-    best: tuple[int, dict[str, int], str] | None = None
-    orders = {name: (lambda key=key: sorted(tensors, key=key)) for name, key in _ORDERS.items()}
-    orders["greedy_by_peak_then_lifetime"] = lambda: _peak_first(tensors)
-    for name, order in orders.items():
-        arena, offsets = _place(order())
-        if best is None or arena < best[0]:
-            best = (arena, offsets, name)
-        if arena == plan.lower_bound_bytes:
-            break
-    assert best is not None
-    plan.arena_bytes, plan.offsets, plan.strategy = best
+    plan.arena_bytes, plan.offsets, plan.strategy = plan_tensors(tensors)
     return plan
