@@ -9,8 +9,9 @@ For every model, in one run:
   optimized model (ORT_ENABLE_ALL on the original);
 * compile time and peak memory (peak RSS of a child process during the call, minus its RSS after
   imports: the kernel's high-water mark is reset before the call) of openatc, onnxsim and
-  onnxoptimizer, next to the model's weight bytes: each tool compiles ``--compile-repeats`` times
-  (default 3), the tools taking turns, and the run of median time is reported;
+  onnxoptimizer, file to file (load, optimize, save), next to the model's weight bytes: each tool
+  compiles ``--compile-repeats`` times (default 3), the tools taking turns, and the run of median
+  time is reported;
 * accuracy of the .om against ONNX Runtime on the original (max abs error, cosine similarity);
 * latency, interleaved run by run: the original under ORT_ENABLE_ALL (the reference), the .om,
   and the onnxsim and onnxoptimizer outputs under ORT_ENABLE_ALL; medians and ratios to the
@@ -86,14 +87,14 @@ elif tool == "onnxsim":
     base = rss_kb(); t = time.perf_counter()
     shapes = {k: [int(d) for d in v.split(",")] for k, v in (i.rsplit(":", 1) for i in shape.split(";"))}
     model, ok = onnxsim.simplify(onnx.load(src), overwrite_input_shapes=shapes)
-    seconds = time.perf_counter() - t; peak = status_kb("VmHWM")
-    onnx.save(model, dst); nodes = len(model.graph.node)
+    onnx.save(model, dst)  # file to file, as openatc's build (which also writes, syncs and loads back)
+    seconds = time.perf_counter() - t; peak = status_kb("VmHWM"); nodes = len(model.graph.node)
 else:
     import onnxoptimizer
     base = rss_kb(); t = time.perf_counter()
     model = onnxoptimizer.optimize(onnx.load(src), onnxoptimizer.get_fuse_and_elimination_passes())
-    seconds = time.perf_counter() - t; peak = status_kb("VmHWM")
-    onnx.save(model, dst); nodes = len(model.graph.node)
+    onnx.save(model, dst)
+    seconds = time.perf_counter() - t; peak = status_kb("VmHWM"); nodes = len(model.graph.node)
 print(json.dumps({"seconds": seconds, "nodes": nodes, "rss_after_imports_kb": base, "peak_kb": peak}))
 """
 

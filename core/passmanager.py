@@ -158,6 +158,7 @@ def order_passes(
 def _run_one(model: ir.Model, spec: PassSpec, ctx: PassContext, done: list[str], before: int) -> PassRecord:
     """Runs one pass; ``before`` is the graph's node count (the last pass's ``nodes_after``)."""
     pass_ = spec.factory(ctx)
+    top_level = len(model.graph)
     start = time.perf_counter()
     try:
         result = pass_(model)
@@ -179,7 +180,10 @@ def _run_one(model: ir.Model, spec: PassSpec, ctx: PassContext, done: list[str],
         raise OpenATCError("E30001", f"pass '{spec.name}' returned a new model; passes must work in place")
     done.append(spec.name)
     hits = {k: int(v) for k, v in (getattr(pass_, "hits", None) or {}).items()}
-    return PassRecord(spec.name, spec.stage, before, count_nodes(model.graph), bool(result.modified), seconds, hits)
+    # a pass that changed nothing left the count as it was (len is O(1); a full count walks every node)
+    changed = result.modified or len(model.graph) != top_level
+    after = count_nodes(model.graph) if changed else before
+    return PassRecord(spec.name, spec.stage, before, after, bool(result.modified), seconds, hits)
 
 
 def _failing_node(exc: BaseException) -> ir.Node | None:
