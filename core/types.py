@@ -239,8 +239,8 @@ class LoadContext:
     trade memory for speed (e.g. ONNX Runtime's weight prepacking). ``check_only`` is True when the
     caller only proves that the gear loads (the build's load of the .om it wrote) and closes the
     executor without running it: a backend may then skip what only makes runs faster, as long as
-    it still builds everything a run needs from the graph (the ``cpu`` backend: no prepacked-weights
-    container).
+    it still builds everything a run needs from the graph (the ``cpu`` backend: kernels and weights
+    for every node, without ONNX Runtime's graph optimizations or a prepacked-weights container).
     """
 
     graph: bytes
