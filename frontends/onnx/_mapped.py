@@ -73,6 +73,8 @@ def load_mapped(
     view = memoryview(data)
     try:
         kept, weights = _strip_model(view, min_bytes, data_types)
+        if not weights:
+            return None  # nothing to leave in the file (e.g. weights in Constant nodes): parse it whole
         proto = onnx.ModelProto.FromString(kept)
     except (_Malformed, IndexError, ValueError, DecodeError):
         return None
@@ -135,6 +137,7 @@ def _fields(buf: memoryview, start: int, end: int) -> Iterator[tuple[int, int, i
 
 
 def _strip_model(buf: memoryview, min_bytes: int, data_types: frozenset[int]) -> tuple[bytes, list[MappedWeight]]:
+    """The file's bytes without the mapped initializers (b"" when there are none), and those."""
     parts: list[bytes | memoryview] = []
     weights: list[MappedWeight] = []
     graphs = 0
@@ -149,7 +152,7 @@ def _strip_model(buf: memoryview, min_bytes: int, data_types: frozenset[int]) ->
             parts.append(buf[field_start:end])
     if graphs != 1:
         raise _Malformed("not one graph")
-    return b"".join(parts), weights
+    return (b"".join(parts) if weights else b""), weights
 
 
 def _strip_graph(
