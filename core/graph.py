@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 
 import numpy as np
 import onnx
@@ -20,6 +21,7 @@ __all__ = [
     "split_weights",
     "stub_names",
     "value_spec",
+    "walk_nodes",
 ]
 
 #: The external-data location that marks an initializer stub whose data lives in the weights section.
@@ -30,6 +32,22 @@ WEIGHT_MIN_BYTES = 1024
 
 #: Standard ops with graph attributes; nodes of other domains are looked at too.
 _SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan", "SequenceMap"})
+
+
+def walk_nodes(graph: ir.Graph | ir.Function) -> Iterator[ir.Node]:
+    """Every node of ``graph`` and of its subgraphs, each node before its subgraphs' nodes: the
+    order of ``ir.traversal.RecursiveGraphIterator``, which looks at every node's attributes (only
+    If/Loop/Scan/SequenceMap and ops of other domains are looked at here)."""
+    for node in graph:
+        yield node
+        if node.op_type not in _SUBGRAPH_OPS and node.domain in ("", "ai.onnx"):
+            continue
+        for attr in node.attributes.values():
+            if attr.type == ir.AttributeType.GRAPH:
+                yield from walk_nodes(attr.value)
+            elif attr.type == ir.AttributeType.GRAPHS:
+                for subgraph in attr.value:
+                    yield from walk_nodes(subgraph)
 
 
 def count_nodes(graph: ir.Graph | ir.Function) -> int:

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-import onnx_ir as ir
-
 from openatc.errors import OpenATCError
+from openatc.graph import walk_nodes
 from openatc.manager import OpenATCPluginManager, default_plugin_manager
 from openatc.options import FRAMEWORKS, BuildOptions
 from openatc.specialize import apply_input_shapes
@@ -50,7 +49,7 @@ def precheck(options: BuildOptions, pm: OpenATCPluginManager | None = None) -> d
             )
         return _report(options, ops)
     apply_input_shapes(model, options.input_shape)
-    nodes = list(ir.traversal.RecursiveGraphIterator(model.graph))
+    nodes = list(walk_nodes(model.graph))
     names = Counter(n.name for n in nodes if n.name)
     for node in nodes:
         domain = "" if node.domain in ("", "ai.onnx") else node.domain

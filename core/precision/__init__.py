@@ -32,6 +32,7 @@ import numpy as np
 import onnx_ir as ir
 
 from openatc.errors import OpenATCError
+from openatc.graph import walk_nodes
 from openatc.precision._convert import (
     _ANY_INPUT_OPS,
     _FLOAT,
@@ -281,7 +282,7 @@ def _decide(graph: ir.Graph, mode: str, opts: PrecisionOptions, ranges: Mapping[
 def _read_by_subgraphs(graph: ir.Graph) -> set[ir.Value]:
     """Values of ``graph`` that nodes of its subgraphs (If/Loop/Scan bodies) read directly."""
     found: set[ir.Value] = set()
-    for node in ir.traversal.RecursiveGraphIterator(graph):
+    for node in walk_nodes(graph):
         if node.graph is not graph:
             found.update(v for v in node.inputs if v is not None and v.graph is graph)
     return found

@@ -7,6 +7,8 @@ from typing import ClassVar
 
 import onnx_ir as ir
 
+from openatc.graph import walk_nodes
+
 from ._graph import op_types
 from ._rule_match import FilteredRuleSet
 
@@ -23,7 +25,7 @@ _ANCHOR_OPS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm"})
 def _producers(model: ir.Model) -> dict[str, tuple[str, str, tuple[str, ...]]]:
     """Value name -> (name, op type, input value names) of the node producing it."""
     found = {}
-    for node in ir.traversal.RecursiveGraphIterator(model.graph):
+    for node in walk_nodes(model.graph):
         record = (node.name or "", node.op_type, tuple(v.name or "" if v is not None else "" for v in node.inputs))
         for value in node.outputs:
             if value.name:
@@ -41,7 +43,7 @@ def keep_layer_names(model: ir.Model, before: dict[str, tuple[str, str, tuple[st
     the layers the user knows (``conv1`` after Conv+BatchNormalization folding, not ``node_Conv_3``).
     """
     old_names = {record[0] for record in before.values()}
-    nodes = list(ir.traversal.RecursiveGraphIterator(model.graph))
+    nodes = list(walk_nodes(model.graph))
     taken = {node.name for node in nodes}
     renamed = 0
     for node in nodes:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from openatc.graph import walk_nodes
+
 from ._graph import bypass, const_array, is_op, static_shape
 
 _SHAPE_OPS = ("Reshape", "Squeeze", "Unsqueeze", "Flatten", "Expand")
@@ -25,7 +27,7 @@ class EliminateNoOpsPass(ir.passes.InPlacePass):
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         self.hits = {}
-        for node in list(ir.traversal.RecursiveGraphIterator(model.graph)):
+        for node in list(walk_nodes(model.graph)):
             source = self._source(node)
             if source is not None and bypass(node, source):
                 self.hits[node.op_type] = self.hits.get(node.op_type, 0) + 1

@@ -7,6 +7,8 @@ from typing import ClassVar
 
 import onnx_ir as ir
 
+from openatc.graph import walk_nodes
+
 from ._rules import RuleSetPass
 
 
@@ -31,7 +33,7 @@ class FuseLayerNormPass(RuleSetPass):
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         # onnxscript's pattern spells keepdims=1; exporters often leave the default (also 1) implicit.
-        for node in ir.traversal.RecursiveGraphIterator(model.graph):
+        for node in walk_nodes(model.graph):
             if node.op_type == "ReduceMean" and node.domain in ("", "ai.onnx") and "keepdims" not in node.attributes:
                 node.attributes["keepdims"] = ir.AttrInt64("keepdims", 1)
         return super().call(model)

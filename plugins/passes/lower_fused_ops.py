@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from openatc.graph import walk_nodes
+
 from ._graph import const_array, is_op, op_types, single_use
 from ._rule_match import FilteredRuleSet
 
@@ -46,7 +48,7 @@ def _float_matmuls_only(model: ir.Model) -> bool:
     floats = {ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.DOUBLE}
     return all(
         all(v is None or v.dtype is None or v.dtype in floats for v in node.inputs)
-        for node in ir.traversal.RecursiveGraphIterator(model.graph)
+        for node in walk_nodes(model.graph)
         if node.op_type == "MatMul" and node.domain in ("", "ai.onnx")
     )
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
+from openatc.graph import walk_nodes
+
 from ._graph import bypass, const_array, is_op, remove_if_unused, static_shape
 
 _RESHAPING = ("Reshape", "Squeeze", "Unsqueeze", "Flatten")
@@ -23,7 +25,7 @@ class MergeShapeOpsPass(ir.passes.InPlacePass):
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         self.hits = {"transpose_pair": 0, "reshape_chain": 0}
-        for node in list(ir.traversal.RecursiveGraphIterator(model.graph)):
+        for node in list(walk_nodes(model.graph)):
             if node.graph is None:
                 continue  # removed by an earlier rewrite of this sweep
             if is_op(node, "Transpose") and self._merge_transposes(node):

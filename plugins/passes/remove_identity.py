@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
+from openatc.graph import walk_nodes
+
 
 class RemoveIdentityPass(ir.passes.InPlacePass):
     """``y = Identity(x)``: uses of ``y`` become uses of ``x`` and the node goes.
@@ -16,7 +18,7 @@ class RemoveIdentityPass(ir.passes.InPlacePass):
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         removed = 0
-        for node in list(ir.traversal.RecursiveGraphIterator(model.graph)):
+        for node in list(walk_nodes(model.graph)):
             if node.op_type == "Identity" and node.domain in ("", "ai.onnx") and self._remove(node):
                 removed += 1
         self.hits = {"Identity": removed}
