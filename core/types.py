@@ -204,8 +204,10 @@ class BackendCapabilities:
         fp16_ops: ``(domain, op_type)`` pairs it has FP16 kernels for; other layers the precision
             step puts in FP16 keep FP16 storage and compute in FP32 between Casts. ``None``: all.
         default_precision_mode: The ``--precision_mode`` used when none is given (docs/precision.md).
-        slow_ops: ``(domain, op_type)`` pairs it runs but slowly: passes that know an exactly equal
-            form in other standard ops rewrite them (e.g. ``("", "PRelu")`` for ``cpu``).
+        slow_ops: ``(domain, op_type)`` pairs it runs but slowly: passes that know an equal form
+            in other ops write that instead (``cpu``: ``("", "PRelu")``, lowered exactly to
+            standard ops, and ``("com.microsoft", "Attention")``: attention_fusion writes
+            ``MultiHeadAttention``).
     """
 
     op_types: frozenset[tuple[str, str]] | None = None

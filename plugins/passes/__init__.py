@@ -36,6 +36,11 @@ def offered(ctx: PassContext) -> frozenset[str]:
     return frozenset(op for domain, op in ctx.capabilities.fused_ops if domain == MS)
 
 
+def slow(ctx: PassContext) -> frozenset[str]:
+    """The com.microsoft fused op types the target backend runs slowly (its ``slow_ops``)."""
+    return frozenset(op for domain, op in ctx.capabilities.slow_ops if domain == MS)
+
+
 def _fold_constants(ctx: PassContext) -> ir.passes.PassBase:
     from .fold_constants import FoldConstantsPass  # onnxscript is heavy: imported when a build runs
 
@@ -193,7 +198,7 @@ def _fuse() -> Iterator[PassSpec]:
     yield PassSpec(
         "attention_fusion",
         "fuse",
-        lambda ctx: FuseAttentionPass(offered(ctx)),
+        lambda ctx: FuseAttentionPass(offered(ctx), slow=slow(ctx)),
         order=70,
         description="Scaled dot-product attention becomes Attention/MultiHeadAttention (backend-offered).",
     )

@@ -146,11 +146,19 @@ class FuseAttentionPass(ir.passes.InPlacePass):
     * otherwise ``com.microsoft.MultiHeadAttention`` on Q, K, V, if the backend offers it.
 
     ``offered`` is the set of com.microsoft op types the backend runs; nothing happens without them.
+    ``slow`` are those it runs slowly (its ``slow_ops``): with ``Attention`` there and
+    ``MultiHeadAttention`` offered, every match becomes ``MultiHeadAttention`` and the projections
+    stay as they are.
     """
 
-    def __init__(self, offered: frozenset[str] = frozenset({"Attention", "MultiHeadAttention"})) -> None:
+    def __init__(
+        self,
+        offered: frozenset[str] = frozenset({"Attention", "MultiHeadAttention"}),
+        slow: frozenset[str] = frozenset(),
+    ) -> None:
         super().__init__()
         self.offered = offered
+        self.packed = "Attention" in offered and not ("Attention" in slow and "MultiHeadAttention" in offered)
         self.hits: dict[str, int] = {}
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
@@ -236,7 +244,7 @@ class FuseAttentionPass(ir.passes.InPlacePass):
     def _rewrite(self, model: ir.Model, m: _Match) -> str | None:
         graph = m.last.graph
         assert graph is not None
-        packed = self._packed_projection(m) if "Attention" in self.offered else None
+        packed = self._packed_projection(m) if self.packed else None
         attrs = [ir.AttrInt64("num_heads", m.heads), ir.AttrFloat32("scale", m.scale)]
         if packed is not None:
             x, weight, bias = packed

@@ -99,6 +99,23 @@ def test_self_attention_becomes_packed_attention(style: str, mask: bool) -> None
     assert len(list(m.graph)) == 1
 
 
+@pytest.mark.parametrize("style", ["legacy", "dynamo"])
+def test_slow_attention_gives_multi_head_attention(style: str) -> None:
+    """A backend that lists Attention in its slow_ops gets MultiHeadAttention after the projections."""
+    proto, feeds = _attention(style, mask=True)
+    _, pass_ = check_pass(
+        proto,
+        lambda: FuseAttentionPass(frozenset({"Attention", "MultiHeadAttention"}), slow=frozenset({"Attention"})),
+        feeds,
+        ops_after={"com.microsoft.MultiHeadAttention": 1},
+        absent=("Softmax", "com.microsoft.Attention"),
+        atol=1e-4,
+    )
+    assert pass_.hits == {"Attention": 0, "MultiHeadAttention": 1}
+    only_packed = FuseAttentionPass(frozenset({"Attention"}), slow=frozenset({"Attention"}))
+    assert only_packed.packed  # slow, but the only fused form offered
+
+
 def test_cross_attention_becomes_multi_head_attention() -> None:
     proto, feeds = _attention("legacy", cross=True)
     _, pass_ = check_pass(
