@@ -14,8 +14,9 @@ For every model, in one run:
   time is reported;
 * accuracy of the .om against ONNX Runtime on the original (max abs error, cosine similarity);
 * latency, interleaved run by run: the original under ORT_ENABLE_ALL (the reference), the .om,
-  and the onnxsim and onnxoptimizer outputs under ORT_ENABLE_ALL; medians and ratios to the
-  reference;
+  a second session of the original (``original_again``: what two identical engines differ by,
+  the noise floor), and the onnxsim and onnxoptimizer outputs under ORT_ENABLE_ALL; medians and
+  ratios to the reference;
 * the .om's static memory plan: arena bytes, sum of intermediate bytes, lower bound, arena/bound.
 
 A peer that is not installed (``pip install onnxsim onnxoptimizer``) or fails on a model is
@@ -199,7 +200,12 @@ def bench_model(spec: bl.ModelSpec, args: argparse.Namespace, cache: Path) -> di
     feeds = bl.make_feeds(spec, bl.describe_inputs(src), args.seed)
     ref = bl.ort_session(src, args.threads)
     names = [o.name for o in ref.get_outputs()]
-    engines = {"original": lambda: ref.run(names, feeds), "openatc": lambda: session.run(feeds)}
+    control = bl.ort_session(src, args.threads)  # a second session of the original: the noise floor
+    engines = {
+        "original": lambda: ref.run(names, feeds),
+        "openatc": lambda: session.run(feeds),
+        "original_again": lambda: control.run(names, feeds),
+    }
     for peer in ("onnxsim", "onnxoptimizer"):
         if tools[peer]["status"] == "ok":
             peer_session = bl.ort_session(work / f"{spec.name}.{peer}.onnx", args.threads)
@@ -223,7 +229,8 @@ def _fmt(value: Any, spec: str = "") -> str:
 def table(results: list[dict[str, Any]]) -> str:
     head = (
         f"{'model':<13}{'nodes orig':>11}{'ort':>6}{'onnxsim':>8}{'onnxopt':>8}{'openatc':>8}"
-        f"{'t/ort':>7}{'t/sim':>7}{'t/opt':>7}{'build s':>8}{'sim s':>7}{'peak/w':>7}{'arena/lb':>9}{'cos':>10}"
+        f"{'t/ort':>7}{'ort2':>7}{'t/sim':>7}{'t/opt':>7}{'build s':>8}{'sim s':>7}{'peak/w':>7}{'arena/lb':>9}"
+        f"{'cos':>10}"
     )
     lines = [head]
     for r in results:
@@ -235,6 +242,7 @@ def table(results: list[dict[str, Any]]) -> str:
         lines.append(
             f"{r['model']:<13}{n['original']:>11}{n['ort_enable_all']:>6}{_fmt(n['onnxsim']):>8}"
             f"{_fmt(n['onnxoptimizer']):>8}{n['openatc']:>8}{ratio['openatc']:>7.3f}"
+            f"{_fmt(ratio.get('original_again'), '.3f'):>7}"
             f"{_fmt(ratio.get('onnxsim'), '.3f'):>7}{_fmt(ratio.get('onnxoptimizer'), '.3f'):>7}"
             f"{tools['openatc']['seconds']:>8.2f}{_fmt(tools['onnxsim'].get('seconds'), '.2f'):>7}{peak:>7.2f}"
             f"{r['memory']['arena_over_lower_bound']:>9.3f}{r['accuracy']['cosine']:>10.7f}"
