@@ -52,17 +52,7 @@ def walk_nodes(graph: ir.Graph | ir.Function) -> Iterator[ir.Node]:
 
 def count_nodes(graph: ir.Graph | ir.Function) -> int:
     """Number of nodes, counting those of subgraphs (If/Loop/Scan bodies) too."""
-    total = 0
-    for node in graph:
-        total += 1
-        if node.op_type not in _SUBGRAPH_OPS and node.domain in ("", "ai.onnx"):
-            continue  # no standard op but those has a graph attribute (the pass report counts often)
-        for attr in node.attributes.values():
-            if attr.type == ir.AttributeType.GRAPH:
-                total += count_nodes(attr.value)
-            elif attr.type == ir.AttributeType.GRAPHS:
-                total += sum(count_nodes(g) for g in attr.value)
-    return total
+    return sum(1 for _ in walk_nodes(graph))
 
 
 def op_histogram(graph: ir.Graph) -> dict[str, int]:

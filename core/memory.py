@@ -218,10 +218,11 @@ def _repair(order: list[Tensor], target: int) -> tuple[int, dict[str, int], int]
     return best
 
 
-def plan_tensors(tensors: list[Tensor]) -> tuple[int, dict[str, int], str]:
+def plan_tensors(tensors: list[Tensor], bound: int | None = None) -> tuple[int, dict[str, int], str]:
     """(arena bytes, offsets, strategy) for ``tensors``: each order of :data:`_ORDERS` and the
-    peak-first order, repaired (:func:`_repair`), the smallest arena kept; stops at the bound."""
-    bound = _lower_bound(tensors)
+    peak-first order, repaired (:func:`_repair`), the smallest arena kept; stops at the lower
+    ``bound`` (computed when not given)."""
+    bound = _lower_bound(tensors) if bound is None else bound
     best: tuple[int, dict[str, int], str] | None = None
     orders = {name: (lambda key=key: sorted(tensors, key=key)) for name, key in _ORDERS.items()}
     orders["greedy_by_peak_then_lifetime"] = lambda: _peak_first(tensors)
@@ -246,5 +247,5 @@ def plan_memory(graph: ir.Graph) -> MemoryPlan:
     if not tensors:
         plan.strategy = "none"
         return plan
-    plan.arena_bytes, plan.offsets, plan.strategy = plan_tensors(tensors)
+    plan.arena_bytes, plan.offsets, plan.strategy = plan_tensors(tensors, plan.lower_bound_bytes)
     return plan

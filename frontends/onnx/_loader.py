@@ -46,7 +46,7 @@ def load_onnx(model: Path, weight: Path | None, options: BuildOptions) -> ir.Mod
     _check_opsets(model, proto)
     _unknown_negative_dims(proto.graph)
     # the checker and the converter copy the model: not its weights
-    big, added = _declare_mapped(proto, weights) if weights else _hide_weights(proto)
+    big, added = (list(weights), _declare_inputs(proto.graph, list(weights))) if weights else _hide_weights(proto)
     constants = _hide_constants(proto)  # nor the weights exporters write as Constant nodes
     try:
         onnx.checker.check_model(proto)
@@ -149,15 +149,15 @@ _HIDE_TYPES = frozenset(
 )
 
 
-def _declare_mapped(proto: onnx.ModelProto, weights: list[MappedWeight]) -> tuple[list[_Hidden], set[str]]:
-    """Declares the mapped weights (see :func:`load_mapped`) as graph inputs, as :func:`_hide_weights`
-    does for the weights it takes out."""
-    declared = {i.name for i in proto.graph.input}
-    added = {w.name for w in weights if w.name not in declared}
-    proto.graph.input.extend(
-        onnx.helper.make_tensor_value_info(w.name, w.data_type, w.dims) for w in weights if w.name in added
+def _declare_inputs(graph: onnx.GraphProto, hidden: list[_Hidden]) -> set[str]:
+    """Declares the weights taken out of ``graph`` (tensors or mapped views) as graph inputs of the
+    same type and shape, unless already declared; returns the names of the inputs added."""
+    declared = {i.name for i in graph.input}
+    added = {t.name for t in hidden if t.name not in declared}
+    graph.input.extend(
+        onnx.helper.make_tensor_value_info(t.name, t.data_type, t.dims) for t in hidden if t.name in added
     )
-    return list(weights), added
+    return added
 
 
 def _hide_weights(proto: onnx.ModelProto) -> tuple[list[_Hidden], set[str]]:
@@ -180,10 +180,7 @@ def _hide_weights(proto: onnx.ModelProto) -> tuple[list[_Hidden], set[str]]:
     small = [t for t in graph.initializer if t.name not in hidden]
     del graph.initializer[:]  # the tensors in ``big`` keep their data
     graph.initializer.extend(small)
-    declared = {i.name for i in graph.input}
-    added = {t.name for t in big if t.name not in declared}
-    graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, t.dims) for t in big if t.name in added)
-    return big, added
+    return list(big), _declare_inputs(graph, list(big))
 
 
 class _HiddenConstants:

@@ -7,7 +7,7 @@ one module each. Passes that rewrite into a backend's fused ops look at
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import onnx_ir as ir
 import onnx_ir.passes.common as common
@@ -33,12 +33,16 @@ MS = "com.microsoft"
 
 def offered(ctx: PassContext) -> frozenset[str]:
     """The com.microsoft fused op types the target backend runs."""
-    return frozenset(op for domain, op in ctx.capabilities.fused_ops if domain == MS)
+    return _microsoft(ctx.capabilities.fused_ops)
 
 
 def slow(ctx: PassContext) -> frozenset[str]:
     """The com.microsoft fused op types the target backend runs slowly (its ``slow_ops``)."""
-    return frozenset(op for domain, op in ctx.capabilities.slow_ops if domain == MS)
+    return _microsoft(ctx.capabilities.slow_ops)
+
+
+def _microsoft(pairs: Iterable[tuple[str, str]]) -> frozenset[str]:
+    return frozenset(op for domain, op in pairs if domain == MS)
 
 
 def _fold_constants(ctx: PassContext) -> ir.passes.PassBase:

@@ -7,6 +7,8 @@ import abc
 import numpy as np
 import onnx_ir as ir
 
+from openatc.graph import walk_nodes
+
 ONNX_DOMAINS = ("", "ai.onnx")
 
 
@@ -17,25 +19,9 @@ def is_op(node: ir.Node | None, op_type: str | tuple[str, ...]) -> bool:
     return node.op_type == op_type if isinstance(op_type, str) else node.op_type in op_type
 
 
-#: Standard ops with graph attributes; nodes of other domains are looked at too.
-_SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan", "SequenceMap"})
-
-
 def op_types(graph: ir.Graph) -> set[str]:
-    """Op types of the nodes of ``graph`` and of its subgraphs (faster than onnx_ir's recursive
-    iterator, which looks at the attributes of every node)."""
-    found = set()
-    for node in graph:
-        found.add(node.op_type)
-        if node.op_type not in _SUBGRAPH_OPS and node.domain in ONNX_DOMAINS:
-            continue
-        for attr in node.attributes.values():
-            if attr.type == ir.AttributeType.GRAPH:
-                found |= op_types(attr.value)
-            elif attr.type == ir.AttributeType.GRAPHS:
-                for subgraph in attr.value:
-                    found |= op_types(subgraph)
-    return found
+    """Op types of the nodes of ``graph`` and of its subgraphs."""
+    return {node.op_type for node in walk_nodes(graph)}
 
 
 def static_type(value: ir.Value) -> bool:
